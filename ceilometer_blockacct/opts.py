@@ -1,0 +1,72 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Configuration options of the [blockacct] group."""
+
+from oslo_config import cfg
+
+GROUP = 'blockacct'
+
+OPTS = [
+    cfg.StrOpt('libvirt_uri',
+               help='libvirt URI of both connections (the read-only one for '
+                    'bulk stats and the read-write one for QMP). Empty: use '
+                    "Ceilometer's own [DEFAULT] libvirt_uri (or the URI its "
+                    'libvirt_type implies), so discovery and these pollsters '
+                    'see the same daemon.'),
+    cfg.BoolOpt('enable_qmp', default=True,
+                help='Read QEMU query-blockstats through '
+                     'virDomainQemuMonitorCommand. It carries every counter '
+                     '(failed, invalid and idle ones only exist there) but '
+                     'needs a read-write libvirt connection, which is '
+                     'root-equivalent on the host, and libvirt marks each '
+                     'domain read this way as tainted (custom-monitor). When '
+                     'off, or refused, libvirt bulk stats on a read-only '
+                     'connection give the basic counters only.'),
+    cfg.FloatOpt('read_timeout', default=5.0, min=0.1,
+                 help='Deadline in seconds for reading one VM. A VM whose '
+                      'monitor hangs (or whose libvirt job lock is held) '
+                      'costs its own samples for the cycle, never the '
+                      'cycle.'),
+    cfg.IntOpt('max_concurrent_reads', default=8, min=1,
+               help='How many VMs are read at the same time.'),
+    cfg.StrOpt('state_dir', default='/var/lib/ceilometer/blockacct',
+               help='Directory of the durable baselines (one JSON file per '
+                    'meter, mode 0600, written atomically). Losing it costs '
+                    'one unbilled interval per disk, never a double count.'),
+    cfg.IntOpt('state_prune_after', default=86400, min=60,
+               help='Seconds after which the baselines of a disk that is '
+                    'no longer seen are forgotten. A disk seen again later '
+                    'is then treated as new (its whole counter is counted), '
+                    'which is right when its QEMU process changed.'),
+    cfg.IntOpt('max_bytes_per_second', default=64 * 1024 ** 3, min=1,
+               help='Plausibility bound for one disk: a byte counter that '
+                    'grows faster than this between two polls was not '
+                    'produced by real I/O (QEMU\'s counters live in a process '
+                    'a guest could compromise); the increase is refused and '
+                    'logged as an error, never billed.'),
+    cfg.IntOpt('max_requests_per_second', default=10 * 1000 ** 2, min=1,
+               help='Plausibility bound on any request counter of one disk, '
+                    'as max_bytes_per_second.'),
+    cfg.IntOpt('max_queue_depth', default=65536, min=1,
+               help='Plausibility bound on delta(total time) / delta(wall '
+                    'time) for one disk and operation.'),
+]
+
+
+def register_opts(conf):
+    """Register the [blockacct] options on ``conf`` (idempotent)."""
+    conf.register_opts(OPTS, group=GROUP)
+
+
+def list_opts():
+    """Options for oslo-config-generator."""
+    return [(GROUP, OPTS)]
