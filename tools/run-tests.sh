@@ -1,0 +1,8 @@
+#!/bin/bash
+# The README's test command: install what the tests need, then run them all
+# (style, unit, and functional tests against real libvirt/QEMU, PostgreSQL,
+# Gnocchi, RabbitMQ, Ceilometer's agents and CloudKitty).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/install-deps.sh test
+python3 -m tox -e pep8,py3,functional "$@"
