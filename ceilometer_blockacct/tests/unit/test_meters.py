@@ -1,0 +1,86 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""The meter table is the single source of truth: check the rest against it.
+"""
+
+import importlib.metadata
+
+import testtools
+
+from ceilometer_blockacct import meters
+from ceilometer_blockacct import pollsters
+
+
+class TestMeterTable(testtools.TestCase):
+
+    def test_names_unique_and_not_upstream(self):
+        names = [m.name for m in meters.METERS]
+        self.assertEqual(len(names), len(set(names)))
+        self.assertEqual(set(), set(names) & meters.UPSTREAM_DISK_METERS)
+
+    def test_contract_meters(self):
+        # design.md section 3, spelled out here independently of the code.
+        expected = {'disk.device.flush.requests', 'disk.device.idle.time'}
+        for op in ('read', 'write', 'flush'):
+            expected |= {'disk.device.%s.total.time' % op,
+                         'disk.device.%s.requests.failed' % op,
+                         'disk.device.%s.requests.invalid' % op,
+                         'disk.device.%s.latency.avg' % op,
+                         'disk.device.%s.queue.depth' % op,
+                         'disk.device.%s.requests.delta' % op,
+                         'disk.device.%s.requests.failed.delta' % op,
+                         'disk.device.%s.requests.invalid.delta' % op}
+        expected |= {'disk.device.read.bytes.delta',
+                     'disk.device.write.bytes.delta'}
+        self.assertEqual(expected, set(meters.BY_NAME))
+
+    def test_types_units_policies(self):
+        for m in meters.METERS:
+            want = {
+                meters.KIND_COUNTER: (meters.CUMULATIVE, meters.POLICY_RATE),
+                meters.KIND_GAUGE: (meters.GAUGE, meters.POLICY_GAUGE),
+                meters.KIND_LATENCY: (meters.GAUGE, meters.POLICY_GAUGE),
+                meters.KIND_QUEUE: (meters.GAUGE, meters.POLICY_GAUGE),
+                meters.KIND_DELTA: (meters.DELTA, meters.POLICY_DELTA),
+            }[m.kind]
+            self.assertEqual(want, (m.type, m.archive_policy), m.name)
+            self.assertEqual(m.kind == meters.KIND_DELTA, m.billable, m.name)
+            self.assertTrue(m.description, m.name)
+            if m.kind == meters.KIND_LATENCY:
+                self.assertEqual('ms', m.unit)
+                self.assertIsNotNone(m.ops_source)
+
+    def test_installed_entry_points_match_table(self):
+        eps = importlib.metadata.entry_points(group='ceilometer.poll.compute')
+        ours = {ep.name: ep.value for ep in eps
+                if ep.value.startswith('ceilometer_blockacct.')}
+        self.assertEqual(
+            {m.name: 'ceilometer_blockacct.pollsters:%s' % m.class_name
+             for m in meters.METERS}, ours)
+        # And no other package registers one of our names (double sums).
+        others = [ep for ep in eps if ep.name in meters.BY_NAME
+                  and not ep.value.startswith('ceilometer_blockacct.')]
+        self.assertEqual([], others)
+
+    def test_entry_points_load_the_table_rows(self):
+        eps = importlib.metadata.entry_points(group='ceilometer.poll.compute')
+        for ep in eps:
+            if ep.name in meters.BY_NAME:
+                cls = ep.load()
+                self.assertIs(meters.BY_NAME[ep.name], cls.meter)
+                self.assertTrue(issubclass(cls, pollsters.BlockAcctPollster))
+
+    def test_pollster_classes_are_module_level(self):
+        for m in meters.METERS:
+            cls = getattr(pollsters, m.class_name)
+            self.assertEqual(pollsters.__name__, cls.__module__)
+            self.assertIs(m, cls.meter)
