@@ -1,0 +1,234 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""Gnocchi archive policies and the resources definition of our meters.
+
+Everything here derives from :data:`ceilometer_blockacct.meters.METERS`:
+
+* :func:`archive_policies` -- our three archive policies, in the shape both
+  Gnocchi's REST API and Ceilometer's resources file use;
+* :func:`build_resources_definition` -- the complete resources definition
+  for Ceilometer's gnocchi publisher: upstream's whole file (the one of the
+  *installed* Ceilometer) plus our policies and meters;
+* :func:`plan_archive_policy` -- what ``ceilometer-blockacct gnocchi-setup``
+  must do about one policy given what Gnocchi already has.
+
+About ``back_window``: Gnocchi counts it in periods of the policy's
+*coarsest* granularity (``ArchivePolicy.max_block_size``, used as the block
+size of the unaggregated series in ``gnocchi.storage``), not in polling
+intervals.  A measure is accepted when it is not older than the start of the
+coarsest period holding the newest measure minus ``back_window`` such
+periods; older ones are dropped silently.  With our 1 h coarsest granularity,
+``back_window = 0`` drops a measure that arrives after a newer one from the
+next hour (e.g. a 10:59:59.9 point processed after a 11:00:00.1 one), while
+``back_window = 1`` accepts measures from 1 to 2 hours late.  That is far
+more than the ~0.25 s stamping jitter at 1 s polling or one 60 s interval,
+so the same value suits both intervals.  The price is memory and I/O in
+metricd: the raw series keeps ``back_window + 1`` hours of points (one more
+for ``rate:*`` methods), i.e. up to 10800 points per metric at 1 s polling.
+"""
+
+import copy
+import importlib.metadata
+import importlib.resources
+import re
+
+import yaml
+
+from ceilometer_blockacct import meters
+
+# NOTE: counted in coarsest-granularity (1 h) periods; see the module
+# docstring for why 1 is right for both 1 s and 60 s polling.
+BACK_WINDOW = 1
+
+# (granularity, timespan) in seconds: 1 s for 1 h, 1 min for 7 days, 1 h for
+# 400 days (a year and a bit, so a yearly invoice can be recomputed).
+DEFINITION = ((1, 3600), (60, 7 * 86400), (3600, 400 * 86400))
+
+AGGREGATION_METHODS = {
+    meters.POLICY_RATE: ('rate:sum', 'rate:mean', 'last'),
+    meters.POLICY_GAUGE: ('mean', 'min', 'max', 'count'),
+    meters.POLICY_DELTA: ('sum', 'count'),
+}
+
+UPSTREAM_PACKAGE = 'ceilometer.publisher'
+UPSTREAM_RESOURCE = 'data/gnocchi_resources.yaml'
+
+_UNITS = (('day', 86400), ('hour', 3600), ('minute', 60), ('second', 1))
+
+
+def _human(seconds):
+    """Spell a whole number of seconds as Gnocchi accepts it: '7 days'."""
+    for unit, size in _UNITS:
+        if seconds % size == 0:
+            count = seconds // size
+            return '%d %s%s' % (count, unit, '' if count == 1 else 's')
+    raise ValueError('not a whole number of seconds: %r' % seconds)
+
+
+def to_seconds(value):
+    """Seconds of a Gnocchi timespan as Gnocchi writes or reads it.
+
+    Accepts numbers, '5 minutes' (the resources file) and Python's
+    timedelta spelling that the REST API returns ('1 day, 0:00:00').
+    """
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    match = re.fullmatch(
+        r'(?:(\d+) days?,\s*)?(\d+):(\d\d):(\d\d(?:\.\d+)?)', text)
+    if match:
+        days, hours, minutes, secs = match.groups()
+        return (int(days or 0) * 86400 + int(hours) * 3600
+                + int(minutes) * 60 + float(secs))
+    match = re.fullmatch(r'([\d.]+)\s*([a-z]+?)s?', text)
+    if match:
+        for unit, size in _UNITS:
+            if match.group(2) == unit:
+                return float(match.group(1)) * size
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError('cannot read Gnocchi timespan %r' % value) from None
+
+
+def archive_policies():
+    """Our archive policies, one dict each, for Gnocchi and the YAML file.
+
+    Only the policies some meter of the table uses are returned, in
+    :data:`AGGREGATION_METHODS` order.
+    """
+    used = {m.archive_policy for m in meters.METERS}
+    return [
+        {'name': name,
+         'aggregation_methods': list(methods),
+         'back_window': BACK_WINDOW,
+         'definition': [{'granularity': _human(g), 'timespan': _human(t)}
+                        for g, t in DEFINITION]}
+        for name, methods in AGGREGATION_METHODS.items() if name in used]
+
+
+def upstream_resources_text():
+    """Text of the installed Ceilometer's gnocchi_resources.yaml."""
+    ref = importlib.resources.files(UPSTREAM_PACKAGE).joinpath(
+        UPSTREAM_RESOURCE)
+    return ref.read_text(encoding='utf-8')
+
+
+def load_upstream_resources():
+    """Upstream's resources definition, parsed."""
+    return yaml.safe_load(upstream_resources_text())
+
+
+def build_resources_definition(upstream=None):
+    """The complete resources definition for Ceilometer's gnocchi publisher.
+
+    The publisher reads one file that REPLACES upstream's, and it creates
+    the archive policies listed in it, so we keep upstream's whole content
+    (``archive_policy_default``, ``archive_policies``, ``resources``) and add
+    our policies and our meters to the ``instance_disk`` resource (whose
+    ``name`` and ``instance_id`` attributes upstream already maps from
+    ``disk_name`` and ``instance_id``).
+
+    :param upstream: parsed upstream definition (default: the installed
+        Ceilometer's); it is not modified.
+    :raises ValueError: if upstream lacks ``instance_disk`` or already
+        defines one of our meter or policy names.
+    """
+    data = copy.deepcopy(
+        load_upstream_resources() if upstream is None else upstream)
+    policies = data.setdefault('archive_policies', [])
+    ours = archive_policies()
+    clash = {p['name'] for p in policies} & {p['name'] for p in ours}
+    if clash:
+        raise ValueError('upstream already defines archive policies %s'
+                         % ', '.join(sorted(clash)))
+    policies.extend(ours)
+
+    disks = [r for r in data.get('resources', [])
+             if r.get('resource_type') == meters.RESOURCE_TYPE]
+    if len(disks) != 1:
+        raise ValueError('upstream resources file has %d %s entries, '
+                         'expected 1' % (len(disks), meters.RESOURCE_TYPE))
+    metrics = disks[0].setdefault('metrics', {})
+    if isinstance(metrics, list):
+        metrics = disks[0]['metrics'] = dict.fromkeys(metrics)
+    for meter in meters.METERS:
+        if meter.name in metrics:
+            # NOTE: a second mapping of an upstream meter would change its
+            # archive policy (and a second pollster would double it).
+            raise ValueError('upstream already maps meter %s' % meter.name)
+        metrics[meter.name] = {'archive_policy_name': meter.archive_policy}
+    return data
+
+
+def dump_resources_definition(data=None):
+    """YAML text of :func:`build_resources_definition`, with a header."""
+    if data is None:
+        data = build_resources_definition()
+    header = (
+        '# Generated by `ceilometer-blockacct gen-resources`: ceilometer '
+        '%s\'s\n# %s\n# plus the policies and meters of '
+        'ceilometer_blockacct.\n'
+        '# Do not edit: regenerate it (a unit test checks it is current).\n'
+        % (importlib.metadata.version('ceilometer'),
+           'publisher/' + UPSTREAM_RESOURCE))
+    return header + yaml.safe_dump(data, default_flow_style=False,
+                                   sort_keys=False, width=79)
+
+
+def plan_archive_policy(wanted, existing):
+    """Decide what to do about one archive policy.
+
+    :param wanted: our policy dict (see :func:`archive_policies`).
+    :param existing: Gnocchi's policy dict, or None if it is missing.
+    :returns: ``(action, details)``; action is ``'create'``, ``'ok'``,
+        ``'update'`` (``details`` is the PATCH body) or ``'conflict'``
+        (``details`` is a list of human-readable differences Gnocchi cannot
+        change in place).
+    """
+    if existing is None:
+        return 'create', wanted
+    conflicts = []
+    want_def = sorted((to_seconds(d['granularity']), to_seconds(d['timespan']))
+                      for d in wanted['definition'])
+    have_def = sorted((to_seconds(d['granularity']),
+                       to_seconds(d['timespan'])
+                       if d.get('timespan') is not None
+                       else to_seconds(d['granularity']) * d['points'])
+                      for d in existing['definition'])
+    want_gran = [g for g, _t in want_def]
+    have_gran = [g for g, _t in have_def]
+    if want_gran != have_gran:
+        # NOTE: Gnocchi refuses to add, drop or change granularities of an
+        # existing policy (UnsupportedArchivePolicyChange).
+        conflicts.append('granularities are %s s, expected %s s' % (
+            _fmt(have_gran), _fmt(want_gran)))
+    have_methods = set(existing.get('aggregation_methods') or ())
+    want_methods = set(wanted['aggregation_methods'])
+    if have_methods != want_methods:
+        # NOTE: Gnocchi's PATCH only takes `definition` and `back_window`.
+        conflicts.append('aggregation methods are %s, expected %s' % (
+            ', '.join(sorted(have_methods)), ', '.join(sorted(want_methods))))
+    if conflicts:
+        return 'conflict', conflicts
+    # NOTE: a larger back_window than ours is an operator's choice that
+    # loses nothing; lowering it would make Gnocchi truncate raw data.
+    back_window = max(existing.get('back_window') or 0,
+                      wanted['back_window'])
+    if want_def != have_def or back_window != existing.get('back_window'):
+        return 'update', {'definition': wanted['definition'],
+                          'back_window': back_window}
+    return 'ok', None
+
+
+def _fmt(seconds):
+    return '/'.join('%g' % s for s in seconds)
