@@ -133,6 +133,22 @@ class LibvirtHost(fixtures.Fixture):
         self._proc = None
         self._conn = None
 
+    @classmethod
+    def attach(cls, root):
+        """A LibvirtHost object for a host another process started.
+
+        ``root`` is that host's :attr:`root`; nothing is started, and
+        cleanUp (if set up) stops nothing.
+        """
+        host = cls()
+        host.root = root
+        host.uri = 'qemu+unix:///system?socket=%s/libvirt-sock' % (
+            host.sock_dir)
+        host.ro_uri = 'qemu+unix:///system?socket=%s/libvirt-sock-ro' % (
+            host.sock_dir)
+        host.connect()
+        return host
+
     # -- paths ---------------------------------------------------------
 
     @property
