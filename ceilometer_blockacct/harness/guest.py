@@ -499,6 +499,14 @@ class Guest(fixtures.Fixture):
         except FileNotFoundError:
             return ''
 
+    def rounds_done(self):
+        """Rounds completed so far (the guest prints one "." per round).
+
+        NOTE: a round may be under way: read counters between two calls
+        that agree, or use a finite ``rounds`` for exact totals.
+        """
+        return self.serial().count('.')
+
     def wait_done(self, timeout=60.0):
         """Wait for DONE on the serial port; returns the serial output."""
         return self.wait_for('DONE', timeout)

@@ -145,3 +145,16 @@ class TestCounts(HarnessTestCase):
         stats = self.assertCounts(guest)
         # 20 reads at 100 IOPS cannot take less than ~0.1 s in all.
         self.assertGreater(stats['vdb']['rd_total_time_ns'], 0)
+
+    def test_steady_forever(self):
+        # rounds=0: the benchmark's steady workload, one "." per round.
+        guest = self.useFixture(guest_mod.Guest(
+            self.host, [Disk('vda', workload=Workload(writes=1))],
+            rounds=0, pace_us=20000))
+        guest.wait_for('...')
+        before = guest.rounds_done()
+        writes = guest.blockstats()['vda']['wr_operations']
+        after = guest.rounds_done()
+        self.assertGreaterEqual(writes, before)
+        self.assertLessEqual(writes, after + 1)
+        self.assertNotIn('DONE', guest.serial())
