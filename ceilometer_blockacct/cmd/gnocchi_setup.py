@@ -18,7 +18,9 @@ exists.  Every failure is one line on stderr and exit code 2.
 """
 
 import argparse
+import logging
 import sys
+import warnings
 
 from ceilometer_blockacct import gnocchi
 from ceilometer_blockacct import meters
@@ -41,10 +43,14 @@ def make_client(url=None, user='admin', config_file=None, timeout=10.0):
     """
     if config_file:
         # NOTE: imported here: Ceilometer's option tree is slow to import
-        # and only needed on this path.
-        from ceilometer import gnocchi_client
-        from ceilometer import keystone_client
-        from ceilometer import opts as ceilo_opts
+        # and only needed on this path.  Its imports warn that eventlet is
+        # deprecated, which would bury our one-line error on stderr.
+        with warnings.catch_warnings():
+            warnings.filterwarnings('ignore',
+                                    message=r'\s*Eventlet is deprecated')
+            from ceilometer import gnocchi_client
+            from ceilometer import keystone_client
+            from ceilometer import opts as ceilo_opts
         from oslo_config import cfg
 
         conf = cfg.ConfigOpts()
@@ -172,12 +178,20 @@ def _parser():
                              'reach Gnocchi, as the publisher does')
     parser.add_argument('--timeout', type=float, default=10.0,
                         help='seconds per HTTP request (default: 10)')
+    parser.add_argument('--debug', action='store_true',
+                        help='log HTTP requests and retries on stderr')
     return parser
 
 
 def main(argv=None):
     """Entry point of ``ceilometer-blockacct gnocchi-setup``."""
     args = _parser().parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG)
+    else:
+        # NOTE: keystoneauth logs each connection retry as a warning,
+        # which Python would print; the error line below says it all.
+        logging.getLogger().addHandler(logging.NullHandler())
     if bool(args.gnocchi_url) == bool(args.config_file):
         print('gnocchi-setup: give exactly one of --gnocchi-url and '
               '--config-file', file=sys.stderr)

@@ -101,13 +101,17 @@ class _Service(object):
     def __init__(self, name, argv, log_path, **popen_kwargs):
         self.name = name
         self.log_path = log_path
-        with open(log_path, 'ab') as log:
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                # NOTE: own process group, so stop() also reaches the
-                # workers uwsgi and metricd fork, and a ^C aimed at the
-                # test runner does not kill the services before cleanup.
-                start_new_session=True, **popen_kwargs)
+        try:
+            with open(log_path, 'ab') as log:
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    # NOTE: own process group, so stop() also reaches the
+                    # workers uwsgi and metricd fork, and a ^C aimed at the
+                    # test runner does not kill the services before cleanup.
+                    start_new_session=True, **popen_kwargs)
+        except OSError as exc:
+            raise StackStartError(
+                'cannot start %s: %s' % (name, exc)) from None
 
     def check_alive(self):
         if self.proc.poll() is not None:
@@ -143,6 +147,8 @@ def _run(name, argv, log_path, timeout, **kwargs):
         except subprocess.TimeoutExpired:
             raise StackStartError('%s did not finish within %ss: %s' % (
                 name, timeout, _tail(log_path))) from None
+        except OSError as exc:
+            raise StackStartError('cannot run %s: %s' % (name, exc)) from None
     if result.returncode != 0:
         raise StackStartError('%s failed with %s: %s' % (
             name, result.returncode, _tail(log_path)))
@@ -161,19 +167,27 @@ def _first_start_error(exc):
 
 
 class _Fixture(fixtures.Fixture):
-    """A fixture whose setUp raises StackStartError itself."""
+    """A fixture that scripts can start and get a one-line reason from."""
 
-    def setUp(self):
-        """Start; on failure everything started is stopped."""
+    def start(self):
+        """setUp, raising the StackStartError itself if a part failed.
+
+        On failure everything already started is stopped.
+        """
         try:
-            super().setUp()
+            self.setUp()
         except Exception as exc:
-            # NOTE: fixtures wraps setUp failures in MultipleExceptions;
-            # scripts using ``with`` want the one-line reason.
+            # NOTE: fixtures wraps setUp failures in MultipleExceptions
+            # (which useFixture and testtools understand, so setUp keeps
+            # it); scripts and get_shared_stack want the reason.
             found = _first_start_error(exc)
             if found is None or found is exc:
                 raise
             raise found from None
+        return self
+
+    def __enter__(self):
+        return self.start()
 
 
 class PostgreSQL(_Fixture):
@@ -475,8 +489,7 @@ def get_shared_stack():
     global _shared
     with _shared_lock:
         if _shared is None:
-            stack = GnocchiStack()
-            stack.setUp()
+            stack = GnocchiStack().start()
             atexit.register(stack.cleanUp)
             _shared = stack
         return _shared
