@@ -67,7 +67,9 @@ class BlockAcctPollster(plugin_base.PollsterBase):
                     continue
                 if s is not None:
                     samples.append(s)
-        if state is not None and updates:
+        # NOTE: a first cycle with nothing to save still records that
+        # this agent has seen the host: disks that appear later are new.
+        if state is not None and (updates or not state.known):
             try:
                 # NOTE: saved before Ceilometer publishes anything: a crash
                 # after this line loses one poll, never bills one twice.

@@ -1,0 +1,188 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""``ceilometer-blockacct show``: an iostat-like view for operators.
+
+Reads the host's running VMs with the same sources and derivation code as
+the pollsters (nothing is published, no state is written) and prints every
+counter and the per-interval values of each disk, with cliff's formatters
+(``-f table``, ``-f json``, ``-f csv`` ...).  ``--watch N`` refreshes every
+N seconds like ``iostat N``.
+"""
+
+import sys
+import time
+
+from cliff import app
+from cliff import commandmanager
+from cliff import lister
+import libvirt
+from oslo_config import cfg
+
+from ceilometer_blockacct import derive
+from ceilometer_blockacct import meters
+from ceilometer_blockacct import opts
+from ceilometer_blockacct.sources import reader as reader_mod
+
+# Raw counters shown, in this order, with short headers.
+COUNTERS = [
+    ('rd_operations', 'rd_ops'), ('rd_bytes', 'rd_bytes'),
+    ('wr_operations', 'wr_ops'), ('wr_bytes', 'wr_bytes'),
+    ('flush_operations', 'fl_ops'),
+    ('rd_total_time_ns', 'rd_time_ns'), ('wr_total_time_ns', 'wr_time_ns'),
+    ('flush_total_time_ns', 'fl_time_ns'),
+    ('failed_rd_operations', 'rd_failed'),
+    ('failed_wr_operations', 'wr_failed'),
+    ('failed_flush_operations', 'fl_failed'),
+    ('invalid_rd_operations', 'rd_invalid'),
+    ('invalid_wr_operations', 'wr_invalid'),
+    ('invalid_flush_operations', 'fl_invalid'),
+    ('idle_time_ns', 'idle_ns'),
+]
+# Per-interval values: the table's derived meters, headed by short names.
+DERIVED = [(m, m.name[len('disk.device.'):]) for m in meters.METERS
+           if m.kind in (meters.KIND_LATENCY, meters.KIND_QUEUE)]
+RATES = [(meters.BY_NAME['disk.device.%s.delta' % n], h) for n, h in (
+    ('read.requests', 'r/s'), ('write.requests', 'w/s'),
+    ('flush.requests', 'f/s'), ('read.bytes', 'rB/s'),
+    ('write.bytes', 'wB/s'))]
+NO_LIMITS = derive.Limits(2 ** 63, 2 ** 63, 2 ** 63)
+
+
+class UsageError(Exception):
+    """A clear, one-line error for the operator."""
+
+
+class Show(lister.Lister):
+    """Show every VM disk's counters and per-interval values."""
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('--libvirt-uri', default='qemu:///system',
+                            help='libvirt URI (default: %(default)s)')
+        parser.add_argument('--no-qmp', action='store_true',
+                            help='read libvirt bulk stats on a read-only '
+                                 'connection only (no failed/invalid/idle)')
+        parser.add_argument('--interval', type=float, default=1.0,
+                            help='seconds between the two reads that give '
+                                 'the per-interval values (default 1)')
+        parser.add_argument('--watch', type=float, metavar='N',
+                            help='refresh every N seconds until Ctrl-C')
+        parser.add_argument('--timeout', type=float, default=5.0,
+                            help='deadline for reading one VM (seconds)')
+        return parser
+
+    def _setup(self, parsed_args):
+        conf = cfg.ConfigOpts()
+        opts.register_opts(conf)
+        conf([], project='ceilometer')
+        conf.set_override('libvirt_uri', parsed_args.libvirt_uri,
+                          opts.GROUP)
+        conf.set_override('enable_qmp', not parsed_args.no_qmp, opts.GROUP)
+        conf.set_override('read_timeout', parsed_args.timeout, opts.GROUP)
+        self.reader = reader_mod.Reader(conf)
+        self.baselines = {}
+        self.uri = parsed_args.libvirt_uri
+
+    def _domains(self):
+        try:
+            conn = libvirt.openReadOnly(self.uri)
+            doms = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+            return {d.UUIDString(): d.name() for d in doms}
+        except libvirt.libvirtError as e:
+            raise UsageError('cannot reach libvirt at %s: %s'
+                             % (self.uri, e.get_error_message()))
+
+    def _rows(self):
+        names = self._domains()
+        if not names:
+            raise UsageError('no running domains at %s' % self.uri)
+        readings = self.reader.read(names)
+        rows = []
+        for uuid, reading in sorted(readings.items(),
+                                    key=lambda i: names[i[0]]):
+            for dev, disk in sorted(reading.disks.items()):
+                rows.append(self._row(names[uuid], uuid, reading, disk))
+        return rows
+
+    def _row(self, name, uuid, reading, disk):
+        key = '%s-%s' % (uuid, disk.dev)
+        point = derive.Point(key=key, counters=disk.counters,
+                             epoch=reading.epoch, mono_ns=reading.mono_ns,
+                             account_failed=disk.account_failed)
+        row = [name, disk.dev, reading.source]
+        row += [disk.counters.get(f) for f, _h in COUNTERS]
+        for m, _h in DERIVED + RATES:
+            volume, new = derive.compute(m, point,
+                                         self.baselines.get((key, m.name)),
+                                         True, NO_LIMITS)
+            if new is not None:
+                self.baselines[(key, m.name)] = new
+            if m.kind == meters.KIND_DELTA and volume is not None:
+                volume = volume / self._elapsed(key, reading)
+            row.append(None if volume is None else round(volume, 3))
+        self._last_mono[key] = reading.mono_ns
+        return row
+
+    def _elapsed(self, key, reading):
+        last = self._prev_mono.get(key)
+        if last is None:
+            return float('inf')
+        return max((reading.mono_ns - last) / derive.NS_PER_S, 1e-9)
+
+    def columns(self):
+        return (['domain', 'dev', 'source'] + [h for _f, h in COUNTERS]
+                + [h for _m, h in DERIVED + RATES])
+
+    def take_action(self, parsed_args):
+        self._last_mono, self._prev_mono = {}, {}
+        self._rows()
+        time.sleep(parsed_args.interval)
+        return self._next()
+
+    def _next(self):
+        self._prev_mono, self._last_mono = self._last_mono, {}
+        return self.columns(), self._rows()
+
+    def run(self, parsed_args):
+        self._setup(parsed_args)
+        try:
+            self.produce_output(parsed_args, *self.take_action(parsed_args))
+            while parsed_args.watch:
+                time.sleep(parsed_args.watch)
+                self.produce_output(parsed_args, *self._next())
+        except UsageError as e:
+            print('ceilometer-blockacct show: %s' % e, file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 0
+        return 0
+
+
+class ShowApp(app.App):
+    """A one-command cliff application for ``ceilometer-blockacct show``."""
+
+    def __init__(self):
+        manager = commandmanager.CommandManager('ceilometer_blockacct.cli')
+        manager.add_command('show', Show)
+        super().__init__(description=__doc__.splitlines()[0],
+                         version='1', command_manager=manager,
+                         deferred_help=True)
+
+
+def _quiet(_ctx, _err):
+    """libvirt prints every error to stderr; ours are clearer."""
+
+
+def main(argv):
+    """Entry point of the ``show`` subcommand."""
+    libvirt.registerErrorHandler(_quiet, None)
+    return ShowApp().run(['show'] + list(argv))
