@@ -49,8 +49,10 @@ def parse_block_stats(stats, where='domain'):
         dev = stats.get(prefix + 'name')
         if not dev:
             continue
-        if prefix + 'backingIndex' in stats:
-            # A backing-chain element, not the guest's device.
+        if dev in disks:
+            # NOTE: backingIndex is set on top images too (-blockdev); only
+            # the first entry of a name is the guest's device, later ones
+            # are backing-chain elements (VIR_..._STATS_BACKING).
             continue
         counters = {}
         for key, field in FIELD_MAP.items():

@@ -190,14 +190,16 @@ class TestCounts(PollsterTestCase):
         totals = {}
         for _ in range(3):
             guest.wait_done()
+            samples = agent.poll()
             for target in ('vda', 'vdb', 'hda', 'hdb'):
-                got = self.disk_samples(agent.poll(), guest, target)
+                got = self.disk_samples(samples, guest, target)
                 for k in expected_deltas(target):
                     totals[(target, k)] = totals.get((target, k), 0) + got[k]
             guest.restart()
         guest.wait_done()
+        samples = agent.poll()
         for target in ('vda', 'vdb', 'hda', 'hdb'):
-            got = self.disk_samples(agent.poll(), guest, target)
+            got = self.disk_samples(samples, guest, target)
             for k, v in expected_deltas(target, times=4).items():
                 self.assertEqual(v, totals[(target, k)] + got[k],
                                  (target, k))
