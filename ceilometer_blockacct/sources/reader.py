@@ -216,8 +216,8 @@ class Reader:
             uuid = jobs[fut]
             try:
                 reading = fut.result()
-            except _Refused:
-                self._qmp_refused.add(uuid)
+            except _Refused as e:
+                self._refused(uuid, e.args[0])
                 continue
             except Exception as e:  # noqa: one VM never stops the cycle
                 LOG.exception('Unexpected error reading instance %(uuid)s: '
@@ -225,8 +225,27 @@ class Reader:
                 continue
             if reading is not None:
                 readings[uuid] = reading
+        if self._qmp_conn_refused:
+            return readings, wanted - set(readings)
         rest = {u for u in wanted if u in self._qmp_refused}
         return readings, rest
+
+    def _refused(self, uuid, err):
+        """Log a QMP refusal once: per connection, else per instance."""
+        if 'read only access' in str(err):
+            if not self._qmp_conn_refused:
+                self._qmp_conn_refused = True
+                LOG.error('QMP query-blockstats refused: %(uri)s gives a '
+                          'read-only connection (%(err)s). The failed, '
+                          'invalid and idle meters are off; basic counters '
+                          'come from bulk stats. See the docs on '
+                          'permissions.', {'uri': self.uri, 'err': err})
+            return
+        self._qmp_refused.add(uuid)
+        LOG.error('QMP query-blockstats refused for instance %(uuid)s '
+                  '(%(err)s): reading it from bulk stats instead (no '
+                  'failed/invalid/idle meters). This is logged once per '
+                  'instance.', {'uuid': uuid, 'err': err})
 
     def _forget_gone(self, by_uuid):
         for key in [k for k in self._aliases if k[0] not in by_uuid]:
@@ -259,12 +278,7 @@ class Reader:
                           '%(err)s', {'uuid': uuid, 'err': e})
                 return None
             if code in _DENIED_CODES:
-                LOG.error('QMP query-blockstats refused for instance '
-                          '%(uuid)s (%(err)s): reading it from bulk stats '
-                          'instead (no failed/invalid/idle meters). This is '
-                          'logged once per instance.', {'uuid': uuid,
-                                                        'err': e})
-                raise _Refused()
+                raise _Refused(e)
             if is_disconnection(e):
                 self._rw.drop()
             LOG.warning('Cannot read instance %(uuid)s over QMP: %(err)s',

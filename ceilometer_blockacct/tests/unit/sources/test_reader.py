@@ -193,17 +193,33 @@ class TestReader(testtools.TestCase):
             threading.Event().wait(0.02)
         self.assertEqual({'stuck', 'ok'}, set(r.read(['stuck', 'ok'])))
 
-    def test_refused_qmp_falls_back_to_bulk_once(self):
+    def test_read_only_connection_falls_back_to_bulk_logged_once(self):
         def denied():
             raise lv_error(libvirt.VIR_ERR_OPERATION_DENIED,
                            msg='read only access prevents '
                                'virDomainQemuMonitorCommand')
-        r, _ = self.make([FakeDom('u1', qmp=denied)])
+        r, _ = self.make([FakeDom('u1', qmp=denied),
+                          FakeDom('u2', qmp=denied)])
         for _ in range(3):
-            got = r.read(['u1'])['u1']
-            self.assertEqual('bulk', got.source)
-            self.assertEqual({'rd_operations': 9}, got.disks['vda'].counters)
-        self.assertEqual(1, self.logger.output.count('refused for instance'))
+            got = r.read(['u1', 'u2'])
+            self.assertEqual({'bulk'}, {g.source for g in got.values()})
+            self.assertEqual({'rd_operations': 9},
+                             got['u1'].disks['vda'].counters)
+        self.assertEqual(1, self.logger.output.count('QMP query-blockstats '
+                                                     'refused'))
+        self.assertIn('read-only connection', self.logger.output)
+
+    def test_acl_refusing_one_domain_is_logged_once_for_it(self):
+        def denied():
+            raise lv_error(libvirt.VIR_ERR_ACCESS_DENIED,
+                           msg='access denied: qemu monitor command')
+        r, _ = self.make([FakeDom('u1', qmp=denied), FakeDom('u2')])
+        for _ in range(3):
+            got = r.read(['u1', 'u2'])
+            self.assertEqual('bulk', got['u1'].source)
+            self.assertEqual('qmp', got['u2'].source)
+        self.assertEqual(1, self.logger.output.count('refused for instance '
+                                                     'u1'))
 
     def test_qmp_disabled_uses_bulk(self):
         self.conf.set_override('enable_qmp', False, 'blockacct')
