@@ -115,8 +115,8 @@ class BlockAcctPollster(plugin_base.PollsterBase):
 def _make_class(meter):
     return type(meter.class_name, (BlockAcctPollster,), {
         'meter': meter,
-        '__doc__': '%s (%s, %s): %s' % (meter.name, meter.type, meter.unit,
-                                         meter.description),
+        '__doc__': '%s (%s, %s): %s' % (
+            meter.name, meter.type, meter.unit, meter.description),
         '__module__': __name__,
     })
 
@@ -128,4 +128,3 @@ for _meter in meters.METERS:
     POLLSTERS[_meter.name] = globals()[_meter.class_name] = _make_class(
         _meter)
 del _meter
-
