@@ -26,6 +26,10 @@ SUBCOMMANDS = {
                       'create or check our Gnocchi archive policies'),
     'gen-resources': ('ceilometer_blockacct.cmd.gnocchi_setup:gen_resources',
                       'write the Gnocchi resources definition file'),
+    'gen-docs': ('ceilometer_blockacct.docs:gen_docs',
+                 "rewrite the README's meter table from the meter table"),
+    'show': ('ceilometer_blockacct.cmd.show:main',
+             "an iostat-like view of this host's VM disks"),
 }
 
 

@@ -58,7 +58,7 @@ NO_LIMITS = derive.Limits(2 ** 63, 2 ** 63, 2 ** 63)
 
 
 class UsageError(Exception):
-    """A clear, one-line error for the operator."""
+    """A clear, one-line error for the operator (cliff prints it)."""
 
 
 class Show(lister.Lister):
@@ -143,28 +143,21 @@ class Show(lister.Lister):
                 + [h for _m, h in DERIVED + RATES])
 
     def take_action(self, parsed_args):
+        """Two reads ``--interval`` apart; with ``--watch``, go on."""
+        self._setup(parsed_args)
         self._last_mono, self._prev_mono = {}, {}
         self._rows()
         time.sleep(parsed_args.interval)
-        return self._next()
+        columns, rows = self._next()
+        while parsed_args.watch:
+            self.produce_output(parsed_args, columns, rows)
+            time.sleep(parsed_args.watch)
+            columns, rows = self._next()
+        return columns, rows
 
     def _next(self):
         self._prev_mono, self._last_mono = self._last_mono, {}
         return self.columns(), self._rows()
-
-    def run(self, parsed_args):
-        self._setup(parsed_args)
-        try:
-            self.produce_output(parsed_args, *self.take_action(parsed_args))
-            while parsed_args.watch:
-                time.sleep(parsed_args.watch)
-                self.produce_output(parsed_args, *self._next())
-        except UsageError as e:
-            print('ceilometer-blockacct show: %s' % e, file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            return 0
-        return 0
 
 
 class ShowApp(app.App):
