@@ -18,7 +18,6 @@ counter and the per-interval values of each disk, with cliff's formatters
 N seconds like ``iostat N``.
 """
 
-import sys
 import time
 
 from cliff import app
