@@ -308,6 +308,12 @@ class CloudKittyStack(gnocchi_stack._Fixture):
         service = self._spawn('cloudkitty-api', [
             gnocchi_stack.GnocchiStack._bin('uwsgi'),
             '--http-socket', '127.0.0.1:%d' % port,
+            # NOTE: CloudKitty 25's hashmap mapping and pyscripts
+            # controllers read [keystone_authtoken] (to name the user who
+            # changes a rule) even with noauth; keystonemiddleware
+            # registers that group when imported.  With no X-Auth-Token
+            # header the user is 'unknown' and Keystone is not called.
+            '--import', 'keystonemiddleware.auth_token',
             '--module', 'cloudkitty.wsgi.api:application',
             '--virtualenv', env['VIRTUAL_ENV'],
             '--pyargv', '--config-file %s' % self.config_file,
