@@ -29,6 +29,7 @@ per machine (:data:`LOCK_FILE`); SIGINT/SIGTERM stop everything started.
 """
 
 import argparse
+from concurrent import futures
 import datetime
 import fcntl
 import os
@@ -76,8 +77,8 @@ OPS = ('read', 'write', 'flush')
 
 # (meter, aggregation) printed with `gnocchi measures show`, and the disks.
 MAIN_MEASURES = (
-    ('disk.device.write.bytes.delta', 'sum', ('vda', 'vdb', 'hda')),
-    ('disk.device.read.bytes.delta', 'sum', ('vda', 'vdb')),
+    ('disk.device.write.bytes.delta', 'sum', ('vda', 'hda')),
+    ('disk.device.read.bytes.delta', 'sum', ('vda',)),
     ('disk.device.write.latency.avg', 'mean', ('vda',)),
     ('disk.device.write.queue.depth', 'mean', ('vda',)),
     ('disk.device.flush.requests.delta', 'sum', ('hda',)),
@@ -101,8 +102,8 @@ class RunLock(object):
     file never blocks the next run.
     """
 
-    def __init__(self, path=LOCK_FILE):
-        self.path = path
+    def __init__(self, path=None):
+        self.path = path or LOCK_FILE
         self._fd = None
 
     def acquire(self):
@@ -161,11 +162,15 @@ class AllInOne(gnocchi_stack._Fixture):
         self.log_dir = log_dir
         self.say = say or (lambda text: None)
         self.timings = {}
+        self._stop_mark = time.monotonic()
         self.host = self.guest = self.rabbit = self.stack = None
         self.agents = None
 
     def _step(self, name, func, *args):
         self.say('%s ...' % name)
+        # NOTE: cleanups run last in, first out: this one runs once what
+        # this step started has stopped.
+        self.addCleanup(self._stopped, name)
         started = time.monotonic()
         result = func(*args)
         self.timings[name] = round(time.monotonic() - started, 1)
@@ -198,6 +203,15 @@ class AllInOne(gnocchi_stack._Fixture):
                                      interval=self.interval,
                                      rabbit=self.rabbit))
         self._keep_logs(os.path.join(self.agents.root, 'log'), 'ceilometer')
+
+    def _stopped(self, name):
+        now = time.monotonic()
+        self.say('%s: stopped in %.1f s' % (name, now - self._stop_mark))
+        self._stop_mark = now
+
+    def cleanUp(self, *args, **kwargs):
+        self._stop_mark = time.monotonic()
+        return super().cleanUp(*args, **kwargs)
 
     def _keep_logs(self, source, name):
         """Copy ``source`` to log_dir/name on cleanUp, before it goes.
@@ -257,18 +271,6 @@ class AllInOne(gnocchi_stack._Fixture):
         return self.backlog()
 
 
-def _interrupted_in(exc):
-    """The Interrupted inside a fixtures MultipleExceptions, or None."""
-    if isinstance(exc, Interrupted):
-        return exc
-    for item in getattr(exc, 'args', ()):
-        if isinstance(item, tuple) and len(item) == 3:
-            found = _interrupted_in(item[1])
-            if found is not None:
-                return found
-    return None
-
-
 def _session_cpu_seconds(sid):
     """User + system CPU seconds of every process of session ``sid``."""
     ticks = os.sysconf('SC_CLK_TCK')
@@ -304,23 +306,29 @@ def _measures(client, resource_id, meter, aggregation, granularity,
     return [(ts, value) for ts, _gran, value in rows]
 
 
-def series(client, resource_id, op):
+def series(client, resource_id, op, interval=1):
     """What the plot shows for one disk and op, read back from Gnocchi.
 
     ``{(quantity, granularity): [(timestamp, value)]}`` with quantity in
     bytes/s (read and write only), latency ms and queue depth.  At 1 s:
     the per-poll values (``*.bytes.delta`` sums, ``latency.avg`` and
     ``queue.depth`` means).  At 1 min: ratios of sums, never means of
-    gauges: Σ Δbytes / 60, Σ Δtime / Σ completed requests, Σ Δtime / 60 s.
+    gauges: Σ Δbytes / seconds polled, Σ Δtime / Σ completed requests,
+    Σ Δtime / seconds polled, where seconds polled = the minute's count of
+    polls x ``interval`` (the first and last minutes of a run are partial).
     """
     prefix = 'disk.device.%s' % op
     result = {}
+    polled = {ts: n * interval for ts, n in _measures(
+        client, resource_id, prefix + '.requests.delta', 'count', 60)}
     if op != 'flush':
-        for gran in (1, 60):
-            result[('bytes', gran)] = [
-                (ts, v / gran) for ts, v in _measures(
-                    client, resource_id, prefix + '.bytes.delta', 'sum',
-                    gran)]
+        result[('bytes', 1)] = [
+            (ts, v / 1.0) for ts, v in _measures(
+                client, resource_id, prefix + '.bytes.delta', 'sum', 1)]
+        result[('bytes', 60)] = [
+            (ts, v / polled[ts]) for ts, v in _measures(
+                client, resource_id, prefix + '.bytes.delta', 'sum', 60)
+            if polled.get(ts)]
     result[('latency', 1)] = _measures(client, resource_id,
                                        prefix + '.latency.avg', 'mean', 1)
     result[('queue', 1)] = _measures(client, resource_id,
@@ -338,8 +346,9 @@ def series(client, resource_id, op):
     result[('latency', 60)] = sorted(
         (ts, time_ns[ts] / done[ts] / 1e6) for ts in time_ns
         if done.get(ts))
-    result[('queue', 60)] = sorted((ts, v / 60e9)
-                                   for ts, v in time_ns.items())
+    result[('queue', 60)] = sorted((ts, v / 1e9 / polled[ts])
+                                   for ts, v in time_ns.items()
+                                   if polled.get(ts))
     return result
 
 
@@ -359,16 +368,20 @@ def plot(client, aio, path):
     for disk in DISKS:
         rid = aio.resource_id(disk.target)
         for op in OPS:
-            data = series(client, rid, op)
+            data = series(client, rid, op, aio.interval)
             for row, (quantity, _label) in enumerate(rows):
                 for col, gran in enumerate((1, 60)):
                     points = data.get((quantity, gran)) or []
                     if not points or not any(v for _ts, v in points):
                         continue
-                    xs, ys = zip(*points)
+                    xs, ys = map(list, zip(*points))
+                    if gran == 60:
+                        # NOTE: one value per minute, drawn over its minute.
+                        xs.append(xs[-1] + datetime.timedelta(seconds=60))
+                        ys.append(ys[-1])
                     axes[row][col].plot(
                         xs, ys, styles[op], color=colors[disk.target],
-                        marker='.' if gran == 60 else None,
+                        drawstyle='steps-post' if gran == 60 else 'default',
                         linewidth=1.2, label='%s %s' % (disk.target, op))
     for row, (_quantity, label) in enumerate(rows):
         for col, title in enumerate(('1 s granularity', '1 min '
@@ -404,20 +417,27 @@ def print_measures(aio, out=sys.stdout, last_seconds=8, end=None):
     end = end or datetime.datetime.now(datetime.timezone.utc)
     start = (end - datetime.timedelta(seconds=last_seconds)).replace(
         microsecond=0).isoformat()
+    commands = []
     for meter, aggregation, targets in MAIN_MEASURES:
         for target in targets:
             rid = aio.resource_id(target)
             for gran, extra in ((1, ['--start', start]), (60, [])):
-                argv = [gnocchi, 'measures', 'show', '--resource-id', rid,
-                        '--aggregation', aggregation, '--granularity',
-                        str(gran)] + extra + [meter]
-                shown = ' '.join(argv[1:]).replace(rid, "'%s'" % rid)
-                print('$ gnocchi %s' % shown, file=out)
-                result = subprocess.run(argv, env=env, capture_output=True,
-                                        text=True, timeout=60)
-                text = result.stdout if result.returncode == 0 else (
-                    'ERROR: %s' % result.stderr.strip())
-                print(text.rstrip() + '\n', file=out, flush=True)
+                commands.append([gnocchi, 'measures', 'show', '--resource-id',
+                                 rid, '--aggregation', aggregation,
+                                 '--granularity', str(gran)] + extra
+                                + [meter])
+
+    def show(argv):
+        result = subprocess.run(argv, env=env, capture_output=True,
+                                text=True, timeout=60)
+        return result.stdout if result.returncode == 0 else (
+            'ERROR: %s' % result.stderr.strip())
+
+    # NOTE: the CLI takes ~2 s to start; run a few at once, print in order.
+    with futures.ThreadPoolExecutor(4) as pool:
+        for argv, text in zip(commands, pool.map(show, commands)):
+            print('$ gnocchi %s' % ' '.join(argv[1:]), file=out)
+            print(text.rstrip() + '\n', file=out, flush=True)
 
 
 # -- the command --------------------------------------------------------------
@@ -432,7 +452,7 @@ def _parser():
                         help='seconds of polling (default: 240)')
     parser.add_argument('--interval', type=int, default=1,
                         help='polling interval, seconds (default: 1)')
-    parser.add_argument('--metric-processing-delay', type=float, default=5,
+    parser.add_argument('--metric-processing-delay', type=int, default=5,
                         help="metricd's delay between passes, seconds "
                              '(default: 5, see doc/all-in-one.rst)')
     parser.add_argument('--metricd-workers', type=int, default=1,
@@ -443,8 +463,12 @@ def _parser():
     return parser
 
 
+_signal_received = []
+
+
 def _handle_signals():
     def interrupt(signum, frame):
+        _signal_received.append(signal.Signals(signum).name)
         # NOTE: once: a second ^C must not break the cleanup under way.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -469,11 +493,12 @@ def run(args, say=_say):
         say('FAILED to start: %s' % exc)
         say('logs: %s' % os.path.join(out_dir, 'logs'))
         return EXIT_FAILED
-    except Exception as exc:
-        # NOTE: fixtures wraps what interrupted setUp (after cleaning up
-        # what had started) in MultipleExceptions.
-        if _interrupted_in(exc):
-            raise Interrupted(str(_interrupted_in(exc))) from None
+    except Exception:
+        # NOTE: fixtures stops what had started, then wraps what
+        # interrupted setUp in MultipleExceptions (or in a TypeError of its
+        # own, when a nested fixture was interrupted).
+        if _signal_received:
+            raise Interrupted(_signal_received[0]) from None
         raise
     try:
         setup_seconds = time.monotonic() - started
@@ -540,17 +565,21 @@ def main(argv=None):
         print('all-in-one: run as root (private libvirtd, RabbitMQ, '
               "PostgreSQL's own user)", file=sys.stderr)
         return EXIT_FAILED
-    _handle_signals()
+    lock = RunLock()
     try:
-        with RunLock():
-            return run(args)
+        lock.acquire()
     except Busy as exc:
         print('all-in-one: %s' % exc, file=sys.stderr)
         return EXIT_BUSY
+    _handle_signals()
+    try:
+        return run(args)
     except Interrupted as exc:
         print('all-in-one: interrupted (%s): everything started was '
               'stopped' % exc, file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        lock.release()
 
 
 if __name__ == '__main__':
