@@ -339,12 +339,15 @@ class CloudKittyStack(gnocchi_stack._Fixture):
         """One request to cloudkitty-api as an admin; the parsed answer."""
         headers = dict(ADMIN_HEADERS)
         headers.update(kwargs.pop('headers', {}))
+        # NOTE: PUT /v1/rating/modules/<id> answers 302 to itself.
         resp = requests.request(method, self.url + path, headers=headers,
-                                timeout=30, **kwargs)
+                                timeout=30, allow_redirects=False, **kwargs)
         if resp.status_code >= 400:
             raise RuntimeError('%s %s: %s %s' % (
                 method, path, resp.status_code, resp.text[:500]))
-        return resp.json() if resp.content else None
+        if resp.status_code >= 300 or not resp.content:
+            return None
+        return resp.json()
 
     def log_tail(self, name, lines=15):
         """Last lines of the log of ``name`` (e.g. cloudkitty-processor)."""
