@@ -39,9 +39,10 @@ OPTS = [
     cfg.IntOpt('max_concurrent_reads', default=8, min=1,
                help='How many VMs are read at the same time.'),
     cfg.StrOpt('state_dir', default='/var/lib/ceilometer/blockacct',
-               help='Directory of the durable baselines (one JSON file per '
-                    'meter, mode 0600, written atomically). Losing it costs '
-                    'one unbilled interval per disk, never a double count.'),
+               help='Directory of the durable baselines (baselines.sqlite, '
+                    'mode 0600, one transaction per meter per cycle). Losing '
+                    'it costs one unbilled interval per disk, never a double '
+                    'count.'),
     cfg.IntOpt('state_prune_after', default=86400, min=60,
                help='Seconds after which the baselines of a disk that is '
                     'no longer seen are forgotten. A disk seen again later '

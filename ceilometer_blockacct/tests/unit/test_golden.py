@@ -26,8 +26,10 @@ import sys
 import fixtures
 import testtools
 
+from ceilometer_blockacct import cycle
 from ceilometer_blockacct.sources import qmp
 from ceilometer_blockacct.sources import records
+from ceilometer_blockacct import state
 from ceilometer_blockacct.tests.unit.sources import test_parsers
 from ceilometer_blockacct.tests.unit import test_pollsters
 
@@ -57,12 +59,8 @@ def sample_list(test):
     tp.setUp()
     test.addCleanup(tp.doCleanups)
     reader = RecordedReader()
-    # An agent that has state already: the marker of a previous run.
-    state_dir = tp.conf.blockacct.state_dir
-    os.makedirs(state_dir, exist_ok=True)
-    with open(os.path.join(state_dir, 'agent.json'), 'w') as f:
-        f.write('{"version": 1}')
-    from ceilometer_blockacct import cycle
+    # An agent that has state already: a previous run created the store.
+    state.StateStore(tp.conf.blockacct.state_dir, 3600)
     agent = cycle.Agent(tp.conf, reader=reader)
     for e in tp.exts:
         e.obj.agent = agent

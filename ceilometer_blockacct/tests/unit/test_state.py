@@ -11,11 +11,10 @@
 # under the License.
 """Durable state: restarts, corruption, atomicity, pruning, permissions."""
 
-import json
 import os
+import sqlite3
 import stat
 import time
-from unittest import mock
 
 import fixtures
 import testtools
@@ -51,6 +50,15 @@ class TestStateStore(testtools.TestCase):
         m2 = again.meter('disk.device.read.bytes.delta')
         self.assertTrue(m2.known)
         self.assertEqual([5], m2.get('u-vda').values)
+        self.assertIs(m2, again.meter('disk.device.read.bytes.delta'))
+
+    def test_meters_are_independent(self):
+        store = state.StateStore(self.dir, 3600)
+        store.meter('a').commit({'k': bl(1)})
+        store.meter('b').commit({'k': bl(2)})
+        again = state.StateStore(self.dir, 3600)
+        self.assertEqual([1], again.meter('a').get('k').values)
+        self.assertEqual([2], again.meter('b').get('k').values)
 
     def test_new_meter_on_existing_agent_is_known(self):
         state.StateStore(self.dir, 3600)
@@ -59,42 +67,65 @@ class TestStateStore(testtools.TestCase):
 
     def test_permissions(self):
         store = state.StateStore(self.dir, 3600)
-        m = store.meter('x')
-        m.commit({'k': bl(1)})
+        store.meter('x').commit({'k': bl(1)})
         self.assertEqual(0o700, stat.S_IMODE(os.stat(self.dir).st_mode))
-        self.assertEqual(0o600, stat.S_IMODE(os.stat(m.path).st_mode))
+        for name in os.listdir(self.dir):
+            mode = stat.S_IMODE(os.stat(os.path.join(self.dir, name)).st_mode)
+            self.assertEqual(0o600, mode, name)
 
-    def test_corrupt_file_warns_and_is_unknown(self):
+    def test_corrupt_database_warns_and_starts_without_state(self):
         state.StateStore(self.dir, 3600).meter('x').commit({'k': bl(1)})
-        path = os.path.join(self.dir, 'x.json')
-        with open(path, 'w') as f:
-            f.write('{"version": 1, "baselines": {"k": [')
-        m = state.StateStore(self.dir, 3600).meter('x')
+        path = os.path.join(self.dir, state.FILENAME)
+        for suffix in ('-wal', '-shm'):
+            if os.path.exists(path + suffix):
+                os.unlink(path + suffix)
+        with open(path, 'wb') as f:
+            f.write(b'this is not a database' * 100)
+        store = state.StateStore(self.dir, 3600)
+        self.assertFalse(store.state_existed)
+        m = store.meter('x')
         self.assertFalse(m.known)
         self.assertIsNone(m.get('k'))
         self.assertIn('is unreadable', self.logger.output)
         self.assertTrue(os.path.exists(path + '.corrupt'))
 
-    def test_wrong_shape_is_corrupt(self):
-        state.StateStore(self.dir, 3600)
-        with open(os.path.join(self.dir, 'x.json'), 'w') as f:
-            json.dump({'version': 1, 'baselines': {'k': ['e', 'no', 0, []]}},
-                      f)
-        self.assertFalse(state.StateStore(self.dir, 3600).meter('x').known)
+    def test_malformed_row_makes_the_meter_unknown(self):
+        store = state.StateStore(self.dir, 3600)
+        store.meter('x').commit({'k': bl(1)})
+        conn = sqlite3.connect(os.path.join(self.dir, state.FILENAME))
+        conn.execute("UPDATE baselines SET vals = '[\"1\"]'")
+        conn.commit()
+        conn.close()
+        m = state.StateStore(self.dir, 3600).meter('x')
+        self.assertFalse(m.known)
+        self.assertIn('malformed', self.logger.output)
+
+    def test_unopenable_directory_is_a_clear_error(self):
+        os.makedirs(self.dir)
+        os.mkdir(os.path.join(self.dir, state.FILENAME))
+        e = self.assertRaises(state.StateError, state.StateStore, self.dir,
+                              3600)
+        self.assertIn('state_dir', str(e))
 
     def test_failed_write_keeps_old_baselines(self):
-        m = state.StateStore(self.dir, 3600).meter('x')
+        store = state.StateStore(self.dir, 3600)
+        m = store.meter('x')
         m.commit({'k': bl(1)})
-        with mock.patch('os.replace', side_effect=OSError('disk full')):
-            self.assertRaises(OSError, m.commit, {'k': bl(2)})
+        # A row that violates the schema makes the transaction fail whole.
+        bad = derive.Baseline(None, 1, time.time(), [2])
+        self.assertRaises(state.StateError, m.commit,
+                          {'j': bl(3), 'k': bad})
         self.assertEqual([1], m.get('k').values)
-        self.assertEqual([], [f for f in os.listdir(self.dir)
-                              if f.startswith('.tmp-')])
-        m2 = state.StateStore(self.dir, 3600).meter('x')
-        self.assertEqual([1], m2.get('k').values)
+        self.assertIsNone(m.get('j'))
+        again = state.StateStore(self.dir, 3600).meter('x')
+        self.assertEqual([1], again.get('k').values)
+        self.assertIsNone(again.get('j'))
 
     def test_prunes_disks_not_seen(self):
-        m = state.StateStore(self.dir, 60).meter('x')
+        store = state.StateStore(self.dir, 60)
+        m = store.meter('x')
         m.commit({'old': bl(1, seen=time.time() - 120), 'new': bl(2)})
         self.assertIsNone(m.get('old'))
         self.assertEqual([2], m.get('new').values)
+        again = state.StateStore(self.dir, 60).meter('x')
+        self.assertEqual(['new'], list(again.baselines))
