@@ -153,7 +153,7 @@ class AllInOne(gnocchi_stack._Fixture):
     :param say: callable for progress lines (None: silent).
     """
 
-    def __init__(self, interval=1, metric_processing_delay=5,
+    def __init__(self, interval=1, metric_processing_delay=15,
                  metricd_workers=1, log_dir=None, say=_say):
         super().__init__()
         self.interval = interval
@@ -452,9 +452,9 @@ def _parser():
                         help='seconds of polling (default: 240)')
     parser.add_argument('--interval', type=int, default=1,
                         help='polling interval, seconds (default: 1)')
-    parser.add_argument('--metric-processing-delay', type=int, default=5,
+    parser.add_argument('--metric-processing-delay', type=int, default=15,
                         help="metricd's delay between passes, seconds "
-                             '(default: 5, see doc/all-in-one.rst)')
+                             '(default: 15, see doc/all-in-one.rst)')
     parser.add_argument('--metricd-workers', type=int, default=1,
                         help='metricd processing workers (default: 1)')
     parser.add_argument('--output-dir', default=OUTPUT_DIR,

@@ -230,11 +230,17 @@ class CeilometerAgents(gnocchi_stack._Fixture):
         return gnocchi_stack._tail(self.log_path(name), lines)
 
     def errors(self, name):
-        """ERROR/CRITICAL lines of agent ``name``'s log so far."""
+        """ERROR/CRITICAL lines of agent ``name``'s log so far.
+
+        NOTE: stevedore logs an ERROR at every start because oslo.cache's
+        memcache_pool backend needs python-memcached, which nothing here
+        uses: that line is left out.
+        """
         try:
             with open(self.log_path(name), errors='replace') as f:
                 return [line.rstrip() for line in f
-                        if ' ERROR ' in line or ' CRITICAL ' in line]
+                        if (' ERROR ' in line or ' CRITICAL ' in line)
+                        and 'oslo_cache.memcache_pool' not in line]
         except OSError:
             return []
 
