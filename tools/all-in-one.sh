@@ -28,7 +28,7 @@ fi
 export PIP_BREAK_SYSTEM_PACKAGES=1
 
 tools/install-deps.sh test
-# The tox environment (the functional tests' one, plus matplotlib):
+# The tox environment (the functional tests' one, .tox/shared):
 # created or updated, not run, so that the runner below gets the signals
 # itself (^C stops every service it started; tox would kill it).
 python3 -m tox -e all-in-one --notest
