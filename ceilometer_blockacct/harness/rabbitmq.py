@@ -239,6 +239,18 @@ class RabbitMQ(gnocchi_stack._Fixture):
             except ProcessLookupError:
                 pass
 
+    def queues(self):
+        """``{queue name: number of consumers}`` of our vhost."""
+        result = self._ctl('list_queues', '-p', self.vhost, '--quiet',
+                           '--no-table-headers', 'name', 'consumers',
+                           timeout=30)
+        found = {}
+        for line in result.stdout.splitlines():
+            name, _sep, consumers = line.rpartition('\t')
+            if name and consumers.isdigit():
+                found[name] = int(consumers)
+        return found
+
     def check_alive(self):
         """Raise StackStartError if the node or epmd has died."""
         if self._epmd is not None and self._epmd.poll() is not None:
