@@ -8,6 +8,7 @@
 # them.  See doc/all-in-one.rst.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/env.sh
 started=$(date +%s)
 
 if [ "$(id -u)" != 0 ]; then
@@ -16,23 +17,12 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 
-# NOTE: a fresh Debian 12 has no pip, and marks its python3 as externally
-# managed (PEP 668), which makes install-deps.sh's `pip install tox bindep`
-# fail; PIP_BREAK_SYSTEM_PACKAGES is Debian's documented override.
-if ! python3 -m pip --version >/dev/null 2>&1; then
-    echo "all-in-one.sh: apt-get install python3-pip python3-venv"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        --no-install-recommends python3-pip python3-venv
-fi
-export PIP_BREAK_SYSTEM_PACKAGES=1
-
 tools/install-deps.sh test
 # The tox environment (the functional tests' one, .tox/shared):
 # created or updated, not run, so that the runner below gets the signals
 # itself (^C stops every service it started; tox would kill it).
-python3 -m tox -e all-in-one --notest
-python=$(python3 -m tox config -e all-in-one -k env_python |
+"$TOX" -e all-in-one --notest
+python=$("$TOX" config -e all-in-one -k env_python |
          sed -n 's/^env_python = //p')
 if [ ! -x "$python" ]; then
     echo "all-in-one.sh: no python in the tox environment all-in-one" \

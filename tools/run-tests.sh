@@ -4,5 +4,6 @@
 # Gnocchi, RabbitMQ, Ceilometer's agents and CloudKitty).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/env.sh
 tools/install-deps.sh test
-python3 -m tox -e pep8,py3,functional "$@"
+"$TOX" -e pep8,py3,functional "$@"
