@@ -781,7 +781,7 @@ def chart(result, path):
         ax.grid(True, which='both', alpha=0.3)
         ax.legend(fontsize=8)
     env = result['environment']
-    fig.suptitle('ceilometer-blockacct: 28 meters vs Ceilometer 27 disk '
+    fig.suptitle('ceilometer-blockacct: all meters vs Ceilometer 27 disk '
                  'pollsters (6 meters); libvirt %s, QEMU %s, %d cores' % (
                      env['libvirt'], env['qemu'], env['cores']), fontsize=10)
     fig.tight_layout()

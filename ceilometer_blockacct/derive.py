@@ -103,8 +103,12 @@ def _seconds_since_boot(point):
 
 
 def _rate_limit(meter, limits):
+    """The most a counter of ``meter``'s unit can grow in one second."""
     if meter.unit == 'B':
         return limits.bytes_per_second
+    if meter.unit == 'ns':
+        # Request time accrues at most queue_depth ns per ns of wall time.
+        return limits.queue_depth * NS_PER_S
     return limits.requests_per_second
 
 

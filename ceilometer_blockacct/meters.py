@@ -151,6 +151,12 @@ def _build():
         add('disk.device.%s.requests.invalid.delta' % op, DELTA, 'request',
             KIND_DELTA, _invalid_field(op), POLICY_DELTA, True,
             'Invalid %s requests since the last poll (reset-safe).' % op)
+    for op in OPS:
+        add('disk.device.%s.total.time.delta' % op, DELTA, 'ns', KIND_DELTA,
+            _time_field(op), POLICY_DELTA, False,
+            'Time spent on %s requests since the last poll (reset-safe): '
+            'sum(this) / sum(requests.delta) is the average latency of any '
+            'period, across QEMU restarts.' % op)
     return tuple(rows)
 
 

@@ -409,11 +409,13 @@ class Guest(fixtures.Fixture):
     :param disks: list of :class:`Disk`; disks[0] is the boot disk.
     :param rounds: rounds of the workload (0 = forever, e.g. benchmark).
     :param pace_us: pause between rounds (int 15h/86h), microseconds.
+    :param paused: start with the vCPUs stopped (counters at 0).
     """
 
     def __init__(self, host, disks, name=None, uuid=None, rounds=1,
-                 pace_us=0, memory_mib=32, nova=None):
+                 pace_us=0, memory_mib=32, nova=None, paused=False):
         super().__init__()
+        self.paused = paused
         self.host = host
         self.disks = list(disks)
         self.uuid = uuid or str(uuidlib.uuid4())
@@ -468,12 +470,17 @@ class Guest(fixtures.Fixture):
     # -- lifecycle --------------------------------------------------------
 
     def start(self):
-        """Start the domain with an empty serial file."""
+        """Start the domain with an empty serial file.
+
+        With ``paused``, QEMU starts with its vCPUs stopped: every counter
+        is 0 until ``domain.resume()``.
+        """
         # NOTE: libvirt 9.0 opens file serials with append=on.
         open(self.serial_path, 'wb').close()
         self._started = time.monotonic()
         self.boot_seconds = None
-        self.domain.create()
+        self.domain.createWithFlags(
+            libvirt.VIR_DOMAIN_START_PAUSED if self.paused else 0)
 
     def destroy(self):
         """Power off at once (QEMU exits; its counters are gone)."""

@@ -25,6 +25,7 @@ import testtools
 
 from ceilometer_blockacct.harness import guest as guest_mod
 from ceilometer_blockacct.harness import libvirt_host
+from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional import agent as agent_mod
 
 Disk = guest_mod.Disk
@@ -150,7 +151,7 @@ class TestCounts(PollsterTestCase):
             self.assertNotIn('disk.device.read.latency.avg', got)
             self.assertNotIn('disk.device.read.queue.depth', got)
         meta = [s for s in samples if s['resource_id'] == guest.uuid + '-vdb']
-        self.assertEqual(28 - 6, len(meta))  # no latency/queue yet
+        self.assertEqual(len(meters.METERS) - 6, len(meta))  # no latency/queue
         for s in meta:
             self.assertEqual('vdb', s['resource_metadata']['disk_name'])
             self.assertEqual(guest.uuid,

@@ -12,7 +12,7 @@
 """Golden test: the full sample list for one recorded host.
 
 The recorded libvirt 9.0 / QEMU 7.2 answers of the ``mixed`` guest go
-through the real parser and all 28 pollsters (loaded by stevedore) of an
+through the real parser and every pollster (loaded by stevedore) of an
 agent that already has state, so every delta is the whole counter.  Any
 change of the published samples shows up as a diff of
 ``data/golden-samples.mixed.json``; regenerate it deliberately with
