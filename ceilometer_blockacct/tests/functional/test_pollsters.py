@@ -230,6 +230,24 @@ class TestAgentRestart(PollsterTestCase):
         got_c = self.disk_samples(second.poll(), guest, 'vda')
         self.assertEqual(0, got_c[key])
 
+    def test_crash_after_saving_loses_that_poll_never_repeats_it(self):
+        # An agent dies after its pollsters saved their baselines but
+        # before the samples were sent: that poll is lost, and the next
+        # agent process does not send it again.
+        rounds = 6
+        disks = [Disk('vda', 'virtio', Workload(reads=3, writes=2))]
+        state = agent_mod.new_state_dir(self)
+        first = self.agent_with_state(state)
+        guest = self.guest(disks, rounds=rounds, pace_us=200000)
+        guest.wait_for('.', timeout=60)
+        unsent = self.disk_samples(first.poll(), guest, 'vda')  # "crash"
+        guest.wait_done()
+        second = self.agent(state)
+        sent = self.disk_samples(second.poll(), guest, 'vda')
+        key = 'disk.device.read.requests.delta'
+        self.assertGreater(unsent[key], 0)
+        self.assertEqual(rounds * 3 + 1 - unsent[key], sent[key])
+
 
 class TestIntervalValues(PollsterTestCase):
 

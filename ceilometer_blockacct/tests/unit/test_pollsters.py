@@ -12,6 +12,7 @@
 """Pollsters as Ceilometer loads them, over a fake reader."""
 
 import os
+from unittest import mock
 
 from ceilometer.compute import discovery
 from ceilometer import service
@@ -23,6 +24,7 @@ from ceilometer_blockacct import cycle
 from ceilometer_blockacct import meters
 from ceilometer_blockacct import opts
 from ceilometer_blockacct.sources import records
+from ceilometer_blockacct import state
 
 S = 10 ** 9
 
@@ -175,3 +177,31 @@ class TestPollsters(testtools.TestCase):
             for s in e.obj.get_samples(None, cache, [self.inst, other]):
                 names.add(s.resource_id)
         self.assertEqual({v + '-vda'}, names)
+
+    def test_crash_between_saving_and_publishing_loses_one_poll(self):
+        # The state is saved before the samples leave get_samples(): an
+        # agent that dies with them unpublished loses that poll, and the
+        # next agent never publishes it again (no double billing).
+        u = self.inst.id
+        self.use([reading(u, FULL), reading(u, grow(rd_bytes=100))])
+        self.poll()
+        lost = self.poll()['disk.device.read.bytes.delta'].volume
+        self.assertEqual(100, lost)  # ...computed, saved, never published
+        self.use([reading(u, grow(rd_bytes=130))])
+        self.assertEqual(30, self.poll()[
+            'disk.device.read.bytes.delta'].volume)
+
+    def test_state_write_failure_publishes_no_delta(self):
+        u = self.inst.id
+        self.use([reading(u, FULL), reading(u, grow(rd_bytes=100)),
+                  reading(u, grow(rd_bytes=150))])
+        self.poll()
+        with mock.patch.object(state.StateStore, 'save',
+                               side_effect=state.StateError('disk full')):
+            got = self.poll()
+        self.assertNotIn('disk.device.read.bytes.delta', got)
+        # Cumulative meters need no state and still come out.
+        self.assertIn('disk.device.read.total.time', got)
+        # The next successful cycle covers the whole interval.
+        self.assertEqual(150, self.poll()[
+            'disk.device.read.bytes.delta'].volume)
