@@ -28,6 +28,9 @@ SUBCOMMANDS = {
                       'write the Gnocchi resources definition file'),
     'gen-docs': ('ceilometer_blockacct.docs:gen_docs',
                  "rewrite the README's meter table from the meter table"),
+    'gen-cloudkitty': ('ceilometer_blockacct.cloudkitty:gen_cloudkitty',
+                       "write CloudKitty's metrics.yml for the billable "
+                       'meters'),
     'show': ('ceilometer_blockacct.cmd.show:main',
              "an iostat-like view of this host's VM disks"),
 }
