@@ -18,7 +18,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 tools/install-deps.sh test
-# The tox environment (the functional tests' one, .tox/shared):
+# The tox environment (.tox/all-in-one):
 # created or updated, not run, so that the runner below gets the signals
 # itself (^C stops every service it started; tox would kill it).
 "$TOX" -e all-in-one --notest

@@ -45,6 +45,7 @@ from ceilometer_blockacct.harness import gnocchi_stack
 from ceilometer_blockacct.harness import guest as guest_mod
 from ceilometer_blockacct.harness import libvirt_host
 from ceilometer_blockacct.harness import rabbitmq
+from ceilometer_blockacct.harness import services
 
 LOCK_FILE = os.environ.get('BLOCKACCT_ALLINONE_LOCK',
                            '/run/lock/blockacct-allinone.lock')
@@ -142,7 +143,7 @@ def _say(text):
     print('all-in-one: %s' % text, flush=True)
 
 
-class AllInOne(gnocchi_stack._Fixture):
+class AllInOne(services.ServiceFixture):
     """Every service of the all-in-one, started in order, stopped on cleanUp.
 
     :param interval: polling interval of our meters (seconds).
@@ -161,7 +162,6 @@ class AllInOne(gnocchi_stack._Fixture):
         self.metricd_workers = metricd_workers
         self.log_dir = log_dir
         self.say = say or (lambda text: None)
-        self.timings = {}
         self._stop_mark = time.monotonic()
         self.host = self.guest = self.rabbit = self.stack = None
         self.agents = None
@@ -227,11 +227,11 @@ class AllInOne(gnocchi_stack._Fixture):
     def gnocchi_setup(self):
         """``ceilometer-blockacct gnocchi-setup`` against the stack."""
         result = subprocess.run(
-            [os.path.join(gnocchi_stack.VENV_BIN, 'ceilometer-blockacct'),
+            [os.path.join(services.VENV_BIN, 'ceilometer-blockacct'),
              'gnocchi-setup', '--gnocchi-url', self.stack.url],
             capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
-            raise gnocchi_stack.StackStartError(
+            raise services.StackStartError(
                 'gnocchi-setup failed: %s' % result.stderr.strip())
         return result.stdout
 
@@ -247,8 +247,8 @@ class AllInOne(gnocchi_stack._Fixture):
         self.rabbit.check_alive()
         self.agents.check_alive()
         if not self.guest.domain.isActive():
-            raise gnocchi_stack.StackStartError('the guest has stopped: %r'
-                                                % self.guest.serial()[-200:])
+            raise services.StackStartError('the guest has stopped: %r'
+                                           % self.guest.serial()[-200:])
 
     def metricd_cpu_seconds(self):
         """CPU seconds used so far by metricd (master and workers)."""
@@ -411,7 +411,7 @@ def print_measures(aio, out=sys.stdout, last_seconds=8, end=None):
 
     At 1 s granularity only the ``last_seconds`` before ``end`` (now).
     """
-    gnocchi = os.path.join(gnocchi_stack.VENV_BIN, 'gnocchi')
+    gnocchi = os.path.join(services.VENV_BIN, 'gnocchi')
     env = dict(os.environ)
     env.update(aio.stack.env)
     end = end or datetime.datetime.now(datetime.timezone.utc)
@@ -489,7 +489,7 @@ def run(args, say=_say):
     started = time.monotonic()
     try:
         aio.start()
-    except gnocchi_stack.StackStartError as exc:
+    except services.StackStartError as exc:
         say('FAILED to start: %s' % exc)
         say('logs: %s' % os.path.join(out_dir, 'logs'))
         return EXIT_FAILED
@@ -548,7 +548,7 @@ def run(args, say=_say):
         plot(client, aio, png)
         say('plot: %s' % png)
         return EXIT_OK
-    except gnocchi_stack.StackStartError as exc:
+    except services.StackStartError as exc:
         say('FAILED: %s' % exc)
         return EXIT_FAILED
     finally:

@@ -45,9 +45,10 @@ import yaml
 
 from ceilometer_blockacct import gnocchi
 from ceilometer_blockacct.harness import gnocchi_stack
+from ceilometer_blockacct.harness import services
 from ceilometer_blockacct import meters
 
-StackStartError = gnocchi_stack.StackStartError
+StackStartError = services.StackStartError
 
 # NOTE: ceilometer-polling sends samples as notifications of priority
 # 'sample' on topic 'notifications'; the notification agent consumes them.
@@ -58,7 +59,7 @@ PUBLISHER_TEMPLATE = ('gnocchi://?enable_filter_project=false'
                       '&timeout=%(timeout)s')
 
 
-class CeilometerAgents(gnocchi_stack._Fixture):
+class CeilometerAgents(services.ServiceFixture):
     """ceilometer-polling (compute) + ceilometer-agent-notification.
 
     :param libvirt_uri: the libvirtd both discovery and our pollsters use.
@@ -102,7 +103,6 @@ class CeilometerAgents(gnocchi_stack._Fixture):
         self.pipeline_file = None
         self.resources_file = None
         self.start_seconds = None
-        self._services = {}
 
     def log_path(self, name):
         """Log file of agent ``name`` ('polling' or 'notification')."""
@@ -171,15 +171,15 @@ class CeilometerAgents(gnocchi_stack._Fixture):
     # -- services ------------------------------------------------------
 
     def _start(self, name, binary, args):
-        path = os.path.join(gnocchi_stack.VENV_BIN, binary)
+        path = os.path.join(services.VENV_BIN, binary)
         if not os.access(path, os.X_OK):
             raise StackStartError('%s not found: install ceilometer in %s'
                                   % (path, os.path.dirname(
-                                      gnocchi_stack.VENV_BIN)))
+                                      services.VENV_BIN)))
         env = dict(os.environ)
         # NOTE: Ceilometer's imports warn about eventlet on every start.
         env.setdefault('PYTHONWARNINGS', 'ignore::DeprecationWarning')
-        service = gnocchi_stack._Service(
+        service = services.Service(
             'ceilometer-%s' % name,
             [path, '--config-file', self.config_file] + args,
             self.log_path(name), env=env)
@@ -203,7 +203,7 @@ class CeilometerAgents(gnocchi_stack._Fixture):
             time.sleep(0.2)
         raise StackStartError('%s did not log %r within %ss: %s' % (
             service.name, pattern, self.start_timeout,
-            gnocchi_stack._tail(service.log_path)))
+            services.tail(service.log_path)))
 
     def _wait_consumer(self, queue=SAMPLE_QUEUE):
         service = self._services['notification']
@@ -215,7 +215,7 @@ class CeilometerAgents(gnocchi_stack._Fixture):
             time.sleep(0.5)
         raise StackStartError('%s did not consume %s within %ss: %s' % (
             service.name, queue, self.start_timeout,
-            gnocchi_stack._tail(service.log_path)))
+            services.tail(service.log_path)))
 
     def stop_polling(self):
         """Stop ceilometer-polling (the notification agent goes on)."""
@@ -227,7 +227,7 @@ class CeilometerAgents(gnocchi_stack._Fixture):
             service.check_alive()
 
     def log_tail(self, name, lines=15):
-        return gnocchi_stack._tail(self.log_path(name), lines)
+        return services.tail(self.log_path(name), lines)
 
     def errors(self, name):
         """ERROR/CRITICAL lines of agent ``name``'s log so far.

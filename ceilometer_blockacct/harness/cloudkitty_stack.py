@@ -52,6 +52,7 @@ import time
 import requests
 
 from ceilometer_blockacct.harness import gnocchi_stack
+from ceilometer_blockacct.harness import services
 
 INFLUXD = os.environ.get('BLOCKACCT_INFLUXD', '/usr/bin/influxd')
 INFLUX_DB = 'cloudkitty'
@@ -73,7 +74,7 @@ ADMIN_HEADERS = {'X-Roles': 'admin', 'X-User-Id': 'blockacct',
                  'X-Project-Id': 'blockacct'}
 
 
-class CloudKittyStack(gnocchi_stack._Fixture):
+class CloudKittyStack(services.ServiceFixture):
     """InfluxDB + cloudkitty-api (+ cloudkitty-processor) for a Gnocchi.
 
     :param gnocchi: a started :class:`GnocchiStack` (what CloudKitty
@@ -103,17 +104,6 @@ class CloudKittyStack(gnocchi_stack._Fixture):
         self.url = None
         self.influx_port = None
         self.config_file = None
-        self.timings = {}
-        self._services = {}
-
-    def _log(self, name):
-        return os.path.join(self.root, 'log', '%s.log' % name)
-
-    def _step(self, name, func, *args):
-        started = time.monotonic()
-        result = func(*args)
-        self.timings[name] = round(time.monotonic() - started, 2)
-        return result
 
     def _setUp(self):
         self.root = tempfile.mkdtemp(prefix='blockacct-cloudkitty-')
@@ -123,12 +113,12 @@ class CloudKittyStack(gnocchi_stack._Fixture):
         self._step('influxdb', self._start_influxdb)
         db_url = self._step('mariadb', self._start_mariadb)
         self.config_file = self._write_config(db_url)
-        self._step('cloudkitty-dbsync', gnocchi_stack._run,
+        self._step('cloudkitty-dbsync', services.run_once,
                    'cloudkitty-dbsync',
                    [gnocchi_stack.GnocchiStack._bin('cloudkitty-dbsync'),
                     '--config-file', self.config_file, 'upgrade'],
                    self._log('cloudkitty-dbsync'), 120)
-        self._step('cloudkitty-storage-init', gnocchi_stack._run,
+        self._step('cloudkitty-storage-init', services.run_once,
                    'cloudkitty-storage-init',
                    [gnocchi_stack.GnocchiStack._bin(
                        'cloudkitty-storage-init'),
@@ -199,13 +189,6 @@ class CloudKittyStack(gnocchi_stack._Fixture):
 
     # -- services ------------------------------------------------------
 
-    def _spawn(self, name, argv, **kwargs):
-        service = gnocchi_stack._Service(name, argv, self._log(name),
-                                         **kwargs)
-        self._services[name] = service
-        self.addCleanup(service.stop)
-        return service
-
     def _wait(self, service, probe, what):
         deadline = time.monotonic() + self.start_timeout
         error = None
@@ -217,10 +200,10 @@ class CloudKittyStack(gnocchi_stack._Fixture):
             except requests.RequestException as exc:
                 error = exc
             time.sleep(0.2)
-        raise gnocchi_stack.StackStartError(
+        raise services.StackStartError(
             '%s did not answer within %ss (%s): %s' % (
                 what, self.start_timeout, error,
-                gnocchi_stack._tail(service.log_path)))
+                services.tail(service.log_path)))
 
     def _start_mariadb(self):
         # NOTE: not the Gnocchi stack's PostgreSQL: CloudKitty 25's
@@ -232,17 +215,17 @@ class CloudKittyStack(gnocchi_stack._Fixture):
         # committed.  MySQL commits each DDL statement.
         for binary in (MARIADB_INSTALL_DB, MARIADBD):
             if not os.access(binary, os.X_OK):
-                raise gnocchi_stack.StackStartError(
+                raise services.StackStartError(
                     '%s not found: install mariadb-server (see bindep.txt)'
                     % binary)
         data = os.path.join(self.root, 'mariadb')
-        gnocchi_stack._run(
+        services.run_once(
             'mariadb-install-db',
             [MARIADB_INSTALL_DB, '--no-defaults', '--datadir=' + data,
              '--user=root', '--auth-root-authentication-method=normal',
              '--skip-test-db'],
             self._log('mariadb-install-db'), 120)
-        port = gnocchi_stack.free_port()
+        port = services.free_port()
         # NOTE: a throw-away server: no grants, no durability.
         service = self._spawn('mariadbd', [
             MARIADBD, '--no-defaults', '--datadir=' + data, '--user=root',
@@ -271,11 +254,11 @@ class CloudKittyStack(gnocchi_stack._Fixture):
 
     def _start_influxdb(self):
         if not os.access(INFLUXD, os.X_OK):
-            raise gnocchi_stack.StackStartError(
+            raise services.StackStartError(
                 '%s not found: install influxdb (see bindep.txt)' % INFLUXD)
         data = os.path.join(self.root, 'influxdb')
-        self.influx_port = gnocchi_stack.free_port()
-        rpc_port = gnocchi_stack.free_port()
+        self.influx_port = services.free_port()
+        rpc_port = services.free_port()
         conf = os.path.join(self.root, 'influxdb.conf')
         with open(conf, 'w') as f:
             f.write(
@@ -299,10 +282,10 @@ class CloudKittyStack(gnocchi_stack._Fixture):
                       ).raise_for_status()
 
     def _start_api(self):
-        port = gnocchi_stack.free_port()
+        port = services.free_port()
         self.url = 'http://127.0.0.1:%d' % port
         env = dict(os.environ)
-        env['VIRTUAL_ENV'] = os.path.dirname(gnocchi_stack.VENV_BIN)
+        env['VIRTUAL_ENV'] = os.path.dirname(services.VENV_BIN)
         # NOTE: uwsgi hands --pyargv to the app as sys.argv[1:], which
         # cloudkitty's prepare_service() parses with oslo.config.
         service = self._spawn('cloudkitty-api', [
@@ -348,12 +331,3 @@ class CloudKittyStack(gnocchi_stack._Fixture):
         if resp.status_code >= 300 or not resp.content:
             return None
         return resp.json()
-
-    def log_tail(self, name, lines=15):
-        """Last lines of the log of ``name`` (e.g. cloudkitty-processor)."""
-        return gnocchi_stack._tail(self._log(name), lines)
-
-    def check_alive(self):
-        """Raise StackStartError if a service of this stack has died."""
-        for service in self._services.values():
-            service.check_alive()

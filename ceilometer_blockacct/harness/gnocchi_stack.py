@@ -40,33 +40,20 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-import fixtures
+from ceilometer_blockacct.harness import services
 
 PG_OS_USER = os.environ.get('BLOCKACCT_PG_USER', 'blockacct-pg')
 PG_BIN_DIR = os.environ.get('BLOCKACCT_PG_BIN', '/usr/lib/postgresql/15/bin')
-# NOTE: derived from the interpreter, not $PATH: the services must be the
-# ones installed next to the code under test.
-VENV_BIN = os.path.dirname(os.path.abspath(sys.executable))
+VENV_BIN = services.VENV_BIN
+StackStartError = services.StackStartError
+free_port = services.free_port
 
 ADMIN = 'admin'
-
-
-class StackStartError(Exception):
-    """A part of the stack did not start; the message says why."""
-
-
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def ensure_os_user(name):
@@ -86,111 +73,7 @@ def ensure_os_user(name):
                               % (name, result.stderr.strip())) from None
 
 
-def _tail(path, lines=15):
-    try:
-        with open(path, errors='replace') as f:
-            text = f.read().splitlines()[-lines:]
-    except OSError:
-        return '(no log at %s)' % path
-    return ' | '.join(text) or '(empty log %s)' % path
-
-
-class _Service(object):
-    """One child process with its log file."""
-
-    def __init__(self, name, argv, log_path, **popen_kwargs):
-        self.name = name
-        self.log_path = log_path
-        try:
-            with open(log_path, 'ab') as log:
-                self.proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    # NOTE: own process group, so stop() also reaches the
-                    # workers uwsgi and metricd fork, and a ^C aimed at the
-                    # test runner does not kill the services before cleanup.
-                    start_new_session=True, **popen_kwargs)
-        except OSError as exc:
-            raise StackStartError(
-                'cannot start %s: %s' % (name, exc)) from None
-
-    def check_alive(self):
-        if self.proc.poll() is not None:
-            raise StackStartError('%s exited with %s: %s' % (
-                self.name, self.proc.returncode, _tail(self.log_path)))
-
-    def stop(self, sig=signal.SIGTERM, timeout=15):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        # NOTE: the leader may be gone while forked workers linger.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        if self.proc.poll() is None:
-            self.proc.wait()
-
-
-def _run(name, argv, log_path, timeout, **kwargs):
-    """Run a one-shot command, raising StackStartError with its log."""
-    with open(log_path, 'ab') as log:
-        try:
-            result = subprocess.run(argv, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=log, timeout=timeout,
-                                    **kwargs)
-        except subprocess.TimeoutExpired:
-            raise StackStartError('%s did not finish within %ss: %s' % (
-                name, timeout, _tail(log_path))) from None
-        except OSError as exc:
-            raise StackStartError('cannot run %s: %s' % (name, exc)) from None
-    if result.returncode != 0:
-        raise StackStartError('%s failed with %s: %s' % (
-            name, result.returncode, _tail(log_path)))
-
-
-def _first_start_error(exc):
-    """The StackStartError inside fixtures' MultipleExceptions, if any."""
-    if isinstance(exc, StackStartError):
-        return exc
-    for item in getattr(exc, 'args', ()):
-        if isinstance(item, tuple) and len(item) == 3:
-            found = _first_start_error(item[1])
-            if found is not None:
-                return found
-    return None
-
-
-class _Fixture(fixtures.Fixture):
-    """A fixture that scripts can start and get a one-line reason from."""
-
-    def start(self):
-        """setUp, raising the StackStartError itself if a part failed.
-
-        On failure everything already started is stopped.
-        """
-        try:
-            self.setUp()
-        except Exception as exc:
-            # NOTE: fixtures wraps setUp failures in MultipleExceptions
-            # (which useFixture and testtools understand, so setUp keeps
-            # it); scripts and get_shared_stack want the reason.
-            found = _first_start_error(exc)
-            if found is None or found is exc:
-                raise
-            raise found from None
-        return self
-
-    def __enter__(self):
-        return self.start()
-
-
-class PostgreSQL(_Fixture):
+class PostgreSQL(services.ServiceFixture):
     """A throw-away PostgreSQL cluster run as a dedicated OS user.
 
     :param root: directory to create the cluster in (default: a new
@@ -227,14 +110,15 @@ class PostgreSQL(_Fixture):
         os.chown(data, user.pw_uid, user.pw_gid)
         as_user = {'user': user.pw_uid, 'group': user.pw_gid,
                    'extra_groups': [], 'cwd': self.root}
-        _run('initdb', [os.path.join(PG_BIN_DIR, 'initdb'), '-D', data,
-                        '-U', self.os_user, '--auth=trust', '--no-sync',
-                        '--encoding=UTF8', '--locale=C'],
-             self.log_path, 120, **as_user)
+        services.run_once(
+            'initdb', [os.path.join(PG_BIN_DIR, 'initdb'), '-D', data,
+                       '-U', self.os_user, '--auth=trust', '--no-sync',
+                       '--encoding=UTF8', '--locale=C'],
+            self.log_path, 120, **as_user)
         self.port = free_port()
         # NOTE: durability is worthless for a throw-away cluster; without
         # fsync the indexer's many small commits are much faster.
-        self._service = _Service(
+        self._service = services.Service(
             'postgres',
             [os.path.join(PG_BIN_DIR, 'postgres'), '-D', data,
              '-h', self.host, '-p', str(self.port), '-k', data,
@@ -267,7 +151,7 @@ class PostgreSQL(_Fixture):
             time.sleep(0.1)
         raise StackStartError('PostgreSQL did not answer within %ss (%s): %s'
                               % (self.start_timeout, error,
-                                 _tail(self.log_path)))
+                                 services.tail(self.log_path)))
 
     def create_database(self, name):
         """Create database ``name``; returns its SQLAlchemy URL."""
@@ -286,7 +170,7 @@ class PostgreSQL(_Fixture):
                                              self.port, dbname)
 
 
-class GnocchiStack(_Fixture):
+class GnocchiStack(services.ServiceFixture):
     """PostgreSQL + Gnocchi API + metricd (+ ceilometer-upgrade).
 
     :param metric_processing_delay: metricd's delay between two passes
@@ -319,18 +203,7 @@ class GnocchiStack(_Fixture):
         self.postgresql = None
         self.config_file = None
         self.ceilometer_config_file = None
-        self.timings = {}
         self.start_seconds = None
-        self._services = {}
-
-    def _log(self, name):
-        return os.path.join(self.root, 'log', '%s.log' % name)
-
-    def _step(self, name, func, *args):
-        started = time.monotonic()
-        result = func(*args)
-        self.timings[name] = round(time.monotonic() - started, 2)
-        return result
 
     def _setUp(self):
         started = time.monotonic()
@@ -349,7 +222,7 @@ class GnocchiStack(_Fixture):
         self.env = {'OS_AUTH_TYPE': 'gnocchi-basic',
                     'GNOCCHI_ENDPOINT': self.url, 'GNOCCHI_USER': ADMIN}
         self.config_file = self._write_gnocchi_conf(indexer_url, port)
-        self._step('gnocchi-upgrade', _run, 'gnocchi-upgrade',
+        self._step('gnocchi-upgrade', services.run_once, 'gnocchi-upgrade',
                    [self._bin('gnocchi-upgrade'),
                     '--config-file', self.config_file],
                    self._log('gnocchi-upgrade'), 120)
@@ -411,12 +284,6 @@ class GnocchiStack(_Fixture):
 
     # -- services ------------------------------------------------------
 
-    def _spawn(self, name, argv, **kwargs):
-        service = _Service(name, argv, self._log(name), **kwargs)
-        self._services[name] = service
-        self.addCleanup(service.stop)
-        return service
-
     def _start_api(self, port):
         env = dict(os.environ)
         # NOTE: gnocchi-api passes this to uwsgi as its python home.
@@ -438,7 +305,7 @@ class GnocchiStack(_Fixture):
         raise StackStartError('gnocchi-api did not answer at %s within %ss '
                               '(%s): %s' % (self.url, self.start_timeout,
                                             error,
-                                            _tail(self._log('gnocchi-api'))))
+                                            self.log_tail('gnocchi-api')))
 
     def _start_metricd(self):
         service = self._spawn('gnocchi-metricd', [
@@ -450,10 +317,11 @@ class GnocchiStack(_Fixture):
 
     def run_ceilometer_upgrade(self):
         """Run the real ``ceilometer-upgrade`` against this Gnocchi."""
-        _run('ceilometer-upgrade',
-             [self._bin('ceilometer-upgrade'), '--config-file',
-              self.ceilometer_config_file, '--retry', '3'],
-             self._log('ceilometer-upgrade'), 120)
+        services.run_once(
+            'ceilometer-upgrade',
+            [self._bin('ceilometer-upgrade'), '--config-file',
+             self.ceilometer_config_file, '--retry', '3'],
+            self._log('ceilometer-upgrade'), 120)
 
     # -- public --------------------------------------------------------
 
@@ -466,15 +334,6 @@ class GnocchiStack(_Fixture):
         return client.Client(session=session.Session(
             auth=auth.GnocchiBasicPlugin(user=user, endpoint=self.url),
             timeout=30))
-
-    def log_tail(self, name, lines=15):
-        """Last lines of the log of service ``name`` (e.g. gnocchi-api)."""
-        return _tail(self._log(name), lines)
-
-    def check_alive(self):
-        """Raise StackStartError if a service of the stack has died."""
-        for service in self._services.values():
-            service.check_alive()
 
 
 _shared = None

@@ -39,16 +39,16 @@ import subprocess
 import tempfile
 import time
 
-from ceilometer_blockacct.harness import gnocchi_stack
+from ceilometer_blockacct.harness import services
 
 RABBIT_BIN = os.environ.get('BLOCKACCT_RABBITMQ_BIN', '/usr/lib/rabbitmq/bin')
 EPMD = os.environ.get('BLOCKACCT_EPMD', '/usr/bin/epmd')
 
-StackStartError = gnocchi_stack.StackStartError
-_tail = gnocchi_stack._tail
+StackStartError = services.StackStartError
+_tail = services.tail
 
 
-class RabbitMQ(gnocchi_stack._Fixture):
+class RabbitMQ(services.ServiceFixture):
     """A RabbitMQ node of our own, on loopback only.
 
     :param user: AMQP user to create (password :attr:`password`).
@@ -112,7 +112,7 @@ class RabbitMQ(gnocchi_stack._Fixture):
         self.start_seconds = round(time.monotonic() - started, 2)
 
     def _environment(self):
-        free = gnocchi_stack.free_port
+        free = services.free_port
         self.port = free()
         epmd_port = free()
         dist_port = free()
