@@ -123,11 +123,14 @@ def ensure_archive_policies(client, wanted=None):
         if action == 'create':
             try:
                 client.archive_policy.create(policy)
+                report.append((policy['name'], 'created'))
+                continue
             except g_exc.ArchivePolicyAlreadyExists:
-                # NOTE: another setup run won the race; check it next run.
-                pass
-            report.append((policy['name'], 'created'))
-        elif action == 'update':
+                # NOTE: another setup run created it meanwhile: check what
+                # it created like any existing policy.
+                action, details = gnocchi.plan_archive_policy(
+                    policy, client.archive_policy.get(policy['name']))
+        if action == 'update':
             client.archive_policy.update(policy['name'], details)
             report.append((policy['name'], 'updated'))
         elif action == 'conflict':

@@ -35,6 +35,7 @@ interpreter, each with its own log file.  Usage::
         gnocchi_url=stack.url))
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -194,12 +195,11 @@ class CeilometerAgents(services.ServiceFixture):
         regex = re.compile(pattern)
         while time.monotonic() < deadline:
             service.check_alive()
-            try:
+            # NOTE: no log file yet while the agent is still starting.
+            with contextlib.suppress(OSError):
                 with open(service.log_path, errors='replace') as f:
                     if regex.search(f.read()):
                         return
-            except OSError:
-                pass
             time.sleep(0.2)
         raise StackStartError('%s did not log %r within %ss: %s' % (
             service.name, pattern, self.start_timeout,

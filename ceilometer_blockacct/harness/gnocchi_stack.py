@@ -36,6 +36,7 @@ or ``self.useFixture(GnocchiStack())`` in a testtools test, or
 """
 
 import atexit
+import contextlib
 import os
 import pwd
 import shutil
@@ -58,10 +59,8 @@ ADMIN = 'admin'
 
 def ensure_os_user(name):
     """Create system user ``name`` (no home, no shell) unless it exists."""
-    try:
+    with contextlib.suppress(KeyError):  # missing: created below
         return pwd.getpwnam(name)
-    except KeyError:
-        pass
     result = subprocess.run(
         ['useradd', '--system', '--no-create-home', '--user-group',
          '--shell', '/usr/sbin/nologin', name],

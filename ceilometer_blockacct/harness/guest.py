@@ -48,6 +48,7 @@ Usage::
     assert {k: stats['vdb'][k] for k in want} == want
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -461,11 +462,10 @@ class Guest(fixtures.Fixture):
         return paths
 
     def _undefine(self):
-        try:
+        # NOTE: the host may already be gone (process exit).
+        with contextlib.suppress(libvirt.libvirtError):
             self.destroy()
             self.domain.undefine()
-        except libvirt.libvirtError:
-            pass  # NOTE: the host may already be gone (process exit).
 
     # -- lifecycle --------------------------------------------------------
 

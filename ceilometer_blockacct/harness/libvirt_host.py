@@ -35,6 +35,7 @@ or ``self.useFixture(LibvirtHost())`` in a testtools test, or
 """
 
 import atexit
+import contextlib
 import glob
 import os
 import shutil
@@ -247,11 +248,9 @@ class LibvirtHost(fixtures.Fixture):
         text = []
         for path in (self._stderr_path,
                      os.path.join(self.log_dir, 'libvirtd.log')):
-            try:
+            with contextlib.suppress(OSError):  # a log not written yet
                 with open(path, errors='replace') as f:
                     text.extend(f.read().splitlines()[-lines:])
-            except OSError:
-                pass
         return ' | '.join(text) or '(no log)'
 
     # -- public --------------------------------------------------------
@@ -290,7 +289,9 @@ class LibvirtHost(fixtures.Fixture):
             shutil.rmtree(self.root, ignore_errors=True)
 
     def _destroy_domains(self):
-        try:
+        # NOTE: libvirtd may be wedged; the QEMUs are then killed by pid
+        # below, which is what matters.
+        with contextlib.suppress(libvirt.libvirtError):
             conn = self.connect()
             for dom in conn.listAllDomains():
                 if dom.isActive():
@@ -299,10 +300,6 @@ class LibvirtHost(fixtures.Fixture):
                     dom.undefineFlags(
                         libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
             conn.close()
-        except libvirt.libvirtError:
-            # NOTE: libvirtd may be wedged; the QEMUs are then killed by
-            # pid below, which is what matters.
-            pass
 
     def _kill_leftover_qemus(self):
         if not self.root:
@@ -310,10 +307,8 @@ class LibvirtHost(fixtures.Fixture):
         for path in glob.glob(os.path.join(self.qemu_pid_dir, '*.pid')):
             pid = _read_pid(path)
             if pid and _is_qemu(pid):
-                try:
+                with contextlib.suppress(ProcessLookupError):  # gone
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 def _quiet_open(uri):

@@ -32,6 +32,7 @@ process), kills what is left of it by pid, then stops epmd.  Usage::
         conf.transport_url = rabbit.transport_url
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -234,10 +235,8 @@ class RabbitMQ(services.ServiceFixture):
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
         for victim in [pid] + children:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # gone
                 os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def queues(self):
         """``{queue name: number of consumers}`` of our vhost."""

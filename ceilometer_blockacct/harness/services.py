@@ -18,6 +18,7 @@ process group with its own log, is stopped at cleanUp, and a part that
 cannot start raises :class:`StackStartError` with the end of its log.
 """
 
+import contextlib
 import os
 import signal
 import socket
@@ -77,19 +78,14 @@ class Service:
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # already gone
                 os.killpg(self.proc.pid, sig)
-            except ProcessLookupError:
-                pass
-            try:
+            # NOTE: past the timeout, SIGKILL below.
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # NOTE: the leader may be gone while forked workers linger.
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         if self.proc.poll() is None:
             self.proc.wait()
 

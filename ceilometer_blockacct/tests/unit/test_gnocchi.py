@@ -263,6 +263,22 @@ class TestSetup(testtools.TestCase):
             [(n, 'ok') for n in AGG_ORDER], gnocchi_setup.setup(client))
         self.assertEqual(3, len(client.archive_policy.calls))
 
+    def test_policy_created_by_a_concurrent_run_is_checked(self):
+        client = FakeClient()
+        manager = client.archive_policy
+        real_create = manager.create
+
+        def racing_create(policy):
+            # Another gnocchi-setup creates it first, with an old window.
+            manager.items[policy['name']] = _api_form(policy, back_window=0)
+            raise g_exc.ArchivePolicyAlreadyExists(409, 'exists')
+        manager.create = racing_create
+        self.assertEqual([(n, 'updated') for n in AGG_ORDER],
+                         gnocchi_setup.setup(client))
+        manager.create = real_create
+        self.assertEqual([(n, 'ok') for n in AGG_ORDER],
+                         gnocchi_setup.setup(client))
+
     def test_updates_back_window(self):
         policies = {p['name']: _api_form(p, back_window=0)
                     for p in gnocchi.archive_policies()}
