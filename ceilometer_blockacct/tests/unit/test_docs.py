@@ -12,6 +12,9 @@
 """The docs' meter table is generated from the meter table."""
 
 import os
+import subprocess
+import sys
+import tempfile
 
 import testtools
 
@@ -35,3 +38,18 @@ class TestDocs(testtools.TestCase):
 
     def test_missing_markers(self):
         self.assertRaises(ValueError, docs.render_readme, 'no table')
+
+    def test_sample_config_is_generated_from_the_options(self):
+        gen = os.path.join(os.path.dirname(sys.executable),
+                           'oslo-config-generator')
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, 'sample.conf')
+            subprocess.run([gen, '--namespace', 'ceilometer_blockacct',
+                            '--wrap-width', '79', '--output-file', out],
+                           check=True, capture_output=True)
+            with open(out) as f:
+                fresh = f.read()
+        with open(os.path.join(ROOT, 'etc', 'ceilometer',
+                               'blockacct.conf.sample')) as f:
+            self.assertEqual(fresh, f.read(),
+                             'sample config drifted: run tox -e genconfig')
