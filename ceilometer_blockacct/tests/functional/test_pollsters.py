@@ -281,31 +281,42 @@ class TestIntervalValues(PollsterTestCase):
 
 class TestFaults(PollsterTestCase):
 
+    TIMEOUT = 3.0
+
     def test_stuck_monitor_does_not_delay_other_vms(self):
         state = agent_mod.new_state_dir(self)
-        agent = self.agent_with_state(state, read_timeout=1.0)
+        agent = self.agent_with_state(state, read_timeout=self.TIMEOUT)
         disks = [Disk('vda', 'virtio', Workload(reads=1))]
         stuck = self.guest(disks)
         healthy = self.guest(disks)
         stuck.wait_done()
         healthy.wait_done()
+        # Both known to the agent, as VMs of a running host are.
+        agent.poll()
         os.kill(stuck.pid, signal.SIGSTOP)
         self.addCleanup(os.kill, stuck.pid, signal.SIGCONT)
         start = time.monotonic()
         samples = agent.poll()
-        elapsed = time.monotonic() - start
-        self.assertLess(elapsed, 1.0 + 2.0)
-        self.assertEqual(2, self.disk_samples(
+        self.assertLess(time.monotonic() - start, self.TIMEOUT + 2.0)
+        self.assertEqual(0, self.disk_samples(
             samples, healthy, 'vda')['disk.device.read.requests.delta'])
         self.assertEqual({}, self.disk_samples(samples, stuck, 'vda'))
         self.assertIn('did not answer query-blockstats', self.logger.output)
         # Still stuck next cycle: skipped at once, not waited for again.
         start = time.monotonic()
         samples = agent.poll()
-        self.assertLess(time.monotonic() - start, 1.0 + 2.0)
+        self.assertLess(time.monotonic() - start, 2.0)
         self.assertIn('still has not returned', self.logger.output)
-        self.assertEqual(0, self.disk_samples(
-            samples, healthy, 'vda')['disk.device.read.requests.delta'])
+        self.assertIn('disk.device.read.requests.delta', self.disk_samples(
+            samples, healthy, 'vda'))
+        # Once QEMU runs again, so does its accounting, nothing lost.
+        os.kill(stuck.pid, signal.SIGCONT)
+        for _ in range(50):
+            got = self.disk_samples(agent.poll(), stuck, 'vda')
+            if got:
+                break
+            time.sleep(0.1)
+        self.assertEqual(0, got['disk.device.read.requests.delta'])
 
     def test_bulk_stats_when_qmp_is_off(self):
         state = agent_mod.new_state_dir(self)
