@@ -30,7 +30,6 @@ from ceilometer_blockacct import state as state_mod
 LOG = log.getLogger(__name__)
 
 CACHE_KEY = 'ceilometer_blockacct.cycle'
-NS_PER_S = 1e9
 
 _lock = threading.Lock()
 _agents = {}
@@ -62,7 +61,7 @@ class Agent:
                     'whole; I/O of the old process after its last poll '
                     '%(ago).1f s ago was not seen (at most that window)',
                     {'uuid': uuid, 'old': last[0], 'new': reading.epoch,
-                     'ago': (reading.mono_ns - last[1]) / NS_PER_S})
+                     'ago': (reading.mono_ns - last[1]) / derive.NS_PER_S})
 
 
 def agent(conf):

@@ -38,8 +38,6 @@ interpreter, each with its own log file.  Usage::
 import contextlib
 import os
 import re
-import shutil
-import tempfile
 import time
 
 import yaml
@@ -111,10 +109,7 @@ class CeilometerAgents(services.ServiceFixture):
 
     def _setUp(self):
         started = time.monotonic()
-        self.root = tempfile.mkdtemp(prefix='blockacct-ceilometer-')
-        if not self.keep_dir:
-            self.addCleanup(shutil.rmtree, self.root, True)
-        os.mkdir(os.path.join(self.root, 'log'))
+        self._make_root('ceilometer', self.keep_dir)
         self._write_files()
         # NOTE: the notification agent first, so its queue exists before
         # the first samples are sent.

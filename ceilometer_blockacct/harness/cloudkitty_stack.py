@@ -45,8 +45,6 @@ before every period anyway, and nothing else needs RPC here.  Usage::
 """
 
 import os
-import shutil
-import tempfile
 import time
 
 import requests
@@ -106,10 +104,7 @@ class CloudKittyStack(services.ServiceFixture):
         self.config_file = None
 
     def _setUp(self):
-        self.root = tempfile.mkdtemp(prefix='blockacct-cloudkitty-')
-        if not self.keep_dir:
-            self.addCleanup(shutil.rmtree, self.root, True)
-        os.mkdir(os.path.join(self.root, 'log'))
+        self._make_root('cloudkitty', self.keep_dir)
         self._step('influxdb', self._start_influxdb)
         db_url = self._step('mariadb', self._start_mariadb)
         self.config_file = self._write_config(db_url)

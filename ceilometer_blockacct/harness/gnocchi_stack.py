@@ -206,12 +206,9 @@ class GnocchiStack(services.ServiceFixture):
 
     def _setUp(self):
         started = time.monotonic()
-        self.root = tempfile.mkdtemp(prefix='blockacct-gnocchi-')
-        if not self.keep_dir:
-            self.addCleanup(shutil.rmtree, self.root, True)
+        self._make_root('gnocchi', self.keep_dir)
         # NOTE: PostgreSQL runs as another user and must traverse it.
         os.chmod(self.root, 0o711)
-        os.mkdir(os.path.join(self.root, 'log'))
         self.postgresql = self._step('postgresql', self.useFixture,
                                      PostgreSQL(os.path.join(self.root,
                                                              'pg')))

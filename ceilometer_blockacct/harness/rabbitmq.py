@@ -34,10 +34,8 @@ process), kills what is left of it by pid, then stops epmd.  Usage::
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 
 from ceilometer_blockacct.harness import services
@@ -99,10 +97,8 @@ class RabbitMQ(services.ServiceFixture):
             raise StackStartError('the RabbitMQ fixture runs the node as '
                                   'root (the Debian wrapper would switch to '
                                   'the rabbitmq user)')
-        self.root = tempfile.mkdtemp(prefix='blockacct-rabbitmq-')
-        if not self.keep_dir:
-            self.addCleanup(shutil.rmtree, self.root, True)
-        for name in ('home', 'mnesia', 'log'):
+        self._make_root('rabbitmq', self.keep_dir)
+        for name in ('home', 'mnesia'):
             os.mkdir(os.path.join(self.root, name), 0o700)
         self._env = self._environment()
         self._start_epmd()

@@ -20,10 +20,12 @@ cannot start raises :class:`StackStartError` with the end of its log.
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import fixtures
@@ -154,6 +156,17 @@ class ServiceFixture(fixtures.Fixture):
 
     def __enter__(self):
         return self.start()
+
+    def _make_root(self, name, keep=False):
+        """Create :attr:`root` with its ``log`` folder, removed at cleanUp.
+
+        :param keep: leave it behind (``keep_dir``) to read the logs.
+        """
+        self.root = tempfile.mkdtemp(prefix='blockacct-%s-' % name)
+        if not keep:
+            self.addCleanup(shutil.rmtree, self.root, True)
+        os.mkdir(os.path.join(self.root, 'log'))
+        return self.root
 
     def _log(self, name):
         return os.path.join(self.root, 'log', '%s.log' % name)
