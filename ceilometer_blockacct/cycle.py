@@ -23,6 +23,7 @@ from ceilometer.compute.pollsters import util
 from oslo_log import log
 
 from ceilometer_blockacct import derive
+from ceilometer_blockacct import meters
 from ceilometer_blockacct import opts
 from ceilometer_blockacct.sources import reader as reader_mod
 from ceilometer_blockacct import state as state_mod
@@ -30,6 +31,10 @@ from ceilometer_blockacct import state as state_mod
 LOG = log.getLogger(__name__)
 
 CACHE_KEY = 'ceilometer_blockacct.cycle'
+
+# Meter kinds that keep baselines.
+STATEFUL = frozenset([meters.KIND_DELTA, meters.KIND_LATENCY,
+                      meters.KIND_QUEUE])
 
 _lock = threading.Lock()
 _agents = {}
@@ -41,9 +46,15 @@ class Agent:
     def __init__(self, conf, reader=None, store=None):
         opts.register_opts(conf)
         self.conf = conf
+        self.store = store or state_mod.StateStore(conf.blockacct.state_dir)
         self.reader = reader or reader_mod.Reader(conf)
-        self.store = store or state_mod.StateStore(
-            conf.blockacct.state_dir, conf.blockacct.state_prune_after)
+        self.registry = self.store.registry
+        try:
+            self.store.ensure_marks(
+                [m.name for m in meters.METERS if m.kind in STATEFUL])
+        except state_mod.StateError as e:
+            LOG.error('Cannot record when the meters\' state began (%s): '
+                      'each meter records it when first polled', e)
         self.limits = derive.Limits.from_conf(conf)
         # instance id -> (epoch, mono_ns) of its last reading, to say once
         # per VM when a new QEMU process started and what could not be seen.
@@ -53,23 +64,38 @@ class Agent:
         """Log, once per VM, a new QEMU process and the unseen window."""
         for uuid, reading in readings.items():
             last = self._last.get(uuid)
+            if last is not None and reading.mono_ns <= last[1]:
+                continue
             self._last[uuid] = (reading.epoch, reading.mono_ns)
-            if last is not None and last[0] != reading.epoch:
+            if last is not None and not last[0].same_process(reading.epoch):
                 LOG.warning(
                     'Instance %(uuid)s runs in a new QEMU process (%(old)s -> '
-                    '%(new)s): its counters restart from zero and are counted '
-                    'whole; I/O of the old process after its last poll '
+                    '%(new)s): I/O of the old process after its last poll '
                     '%(ago).1f s ago was not seen (at most that window)',
-                    {'uuid': uuid, 'old': last[0], 'new': reading.epoch,
+                    {'uuid': uuid, 'old': last[0].key,
+                     'new': reading.epoch.key,
                      'ago': (reading.mono_ns - last[1]) / derive.NS_PER_S})
 
 
 def agent(conf):
-    """The :class:`Agent` of ``conf``, created on first use."""
+    """The :class:`Agent` of ``conf``, created on first use.
+
+    :raises state.StateError: when the state cannot be used (logged once,
+        naming the option; every pollster of ours is then disabled).
+    """
     with _lock:
         found = _agents.get(id(conf))
+        if isinstance(found, state_mod.StateError) and found.conf is conf:
+            raise found
         if found is None or found.conf is not conf:
-            found = Agent(conf)
+            try:
+                found = Agent(conf)
+            except state_mod.StateError as e:
+                LOG.error('Block I/O accounting is OFF, none of its meters '
+                          'is polled: %s', e)
+                e.conf = conf
+                _agents[id(conf)] = e
+                raise
             _agents[id(conf)] = found
         return found
 
@@ -83,6 +109,10 @@ class Cycle:
         self._tried = set()
         self.readings = {}
         self._metadata = {}
+        # uuid -> {dev: why its reading cannot be placed}
+        self._conflicts = {}
+        # uuid -> seconds its QEMU process has run (None: unknown)
+        self._lifetimes = {}
 
     def read(self, instances):
         """Read (once per cycle) and return ``{instance id: VMReading}``."""
@@ -90,10 +120,61 @@ class Cycle:
             missing = [i.id for i in instances if i.id not in self._tried]
             if missing:
                 self._tried.update(missing)
+                at = state_mod.boottime_ns()
                 fresh = self.agent.reader.read(missing)
-                self.agent.note_epochs(fresh)
+                self._observe(fresh, at)
                 self.readings.update(fresh)
         return self.readings
+
+    def _observe(self, fresh, at):
+        """Tell the registry what this read saw (never raises)."""
+        agent = self.agent
+        listing = getattr(fresh, 'listing', None)
+        try:
+            if listing is not None:
+                gone = agent.registry.observe_listing(listing, at)
+                agent.store.forget_processes(gone)
+        except state_mod.StateError as e:
+            LOG.error('Cannot drop the baselines of gone QEMU processes '
+                      '(%s): retried when the state can be written', e)
+        except Exception:  # noqa: a bad listing never stops the cycle
+            LOG.exception('Cannot record the domain listing')
+        now = state_mod.boottime_ns()
+        for uuid, reading in list(fresh.items()):
+            try:
+                if reading.instance_id != uuid:
+                    why = 'a reading of %s served for %s' % (
+                        reading.instance_id, uuid)
+                    self._conflicts[uuid] = {d: why for d in reading.disks}
+                else:
+                    self._conflicts[uuid] = agent.registry.observe_reading(
+                        reading, at)
+                start = reading.epoch.start
+                self._lifetimes[uuid] = (None if start is None
+                                         else (now - start) / 1e9)
+            except Exception:  # noqa: one VM never costs another
+                LOG.exception('Instance %s: unusable reading', uuid)
+                del fresh[uuid]
+        try:
+            agent.store.save_registry()
+        except state_mod.StateError as e:
+            LOG.error('Cannot save the process registry (%s): whole '
+                      'counters of new processes may go unbilled after a '
+                      'restart, never billed twice', e)
+        agent.note_epochs(fresh)
+
+    def point(self, key, instance_id, reading, disk, mark):
+        """The :class:`derive.Point` of one disk for a meter's ``mark``."""
+        conflict = self._conflicts.get(instance_id, {}).get(disk.dev)
+        is_new = (mark is not None and conflict is None
+                  and self.agent.registry.began_after(
+                      instance_id, reading.epoch, disk.device_id, mark))
+        return derive.Point(
+            key=key, counters=disk.counters, epoch=reading.epoch,
+            mono_ns=reading.mono_ns, account_failed=disk.account_failed,
+            device_id=disk.device_id,
+            lifetime_s=self._lifetimes.get(instance_id),
+            is_new=is_new, conflict=conflict)
 
     def metadata(self, conf, instance, dev):
         """Resource metadata of one disk, built once per cycle.

@@ -11,30 +11,45 @@
 # under the License.
 """Derive per-interval values and reset-safe deltas from counter records.
 
-Pure logic, no I/O: every function takes the current record, the meter's
-previous baseline for the disk and returns the value to publish (or None)
-with the new baseline.  The formulas are those of the design contract:
+Pure logic, no I/O: every function takes the current reading of one disk
+and the meter's baseline for that disk, and returns the value to publish
+(or None) with the new baseline (or None to keep the old one).
 
-* delta     = value - baseline within one epoch (one QEMU process);
-* latency   = delta(time) / delta(completed requests) / 1e6 ms;
-* queue     = delta(time) / delta(monotonic wall time).
+THE BILLING INVARIANT: for every disk identity (QEMU process + device) the
+deltas billed for a counter add up to at most what that counter grew while
+the agent watched it.  So a delta is only ever taken between two readings
+of ONE identity, the later minus the earlier; the whole counter is billed
+only for an identity whose counting provably began after this meter's
+state began (``Point.is_new``, decided by :mod:`registry`).  Whatever
+cannot be placed that way bills nothing:
 
-First delta after a reading (design.md section 3):
+==============================================  ========================
+same identity, newer reading, plausible         value - baseline
+same identity, reading not newer (stale)        nothing; ERROR
+same identity, counter went backwards           nothing, keep the higher
+                                                baseline; ERROR
+same identity, implausible increase             nothing, keep baseline,
+                                                remember the reading;
+                                                ERROR
+new identity that provably began after state    the whole counter
+new identity otherwise (first run, state lost,  0, the reading becomes
+meter newly enabled, disk of unknown age)       the baseline; WARNING
+reading that contradicts what was seen          nothing; ERROR
+(``Point.conflict``)
+==============================================  ========================
 
-==================================================  =====================
-known (disk, meter), same epoch                     value - baseline
-known (disk, meter), new epoch                      the whole counter
-unknown (disk, meter), agent state exists           the whole counter
-no agent state at all (first run, state lost)       0 (logged, not billed)
-==================================================  =====================
+A refused (implausible) reading never becomes the baseline; when the next
+readings grow plausibly from it (the counter really jumped), billing
+resumes from it, never from before it: the jump itself is never billed.
 """
 
 import dataclasses
-import time
+import logging
 
 from oslo_log import log
 
 from ceilometer_blockacct import meters
+from ceilometer_blockacct.sources import records
 
 LOG = log.getLogger(__name__)
 
@@ -44,26 +59,53 @@ NS_PER_MS = 1e6
 
 @dataclasses.dataclass
 class Baseline:
-    """What one (disk, meter) remembers of its previous reading."""
+    """What one (disk, meter) remembers of its last placed reading."""
 
-    epoch: str
+    epoch: records.Epoch
+    device_id: str
     mono_ns: int
-    # Wall-clock time of the reading, for pruning disks no longer seen.
-    seen: float
     values: list
+    # A reading refused as implausible, kept aside: [mono_ns, values].
+    refused: list = None
+
+    def same_identity(self, point):
+        """Whether ``point`` reads the same device of the same process."""
+        if not self.epoch.same_process(point.epoch):
+            return False
+        if self.device_id is None or point.device_id is None:
+            return True
+        return self.device_id == point.device_id
 
     def to_json(self):
-        return [self.epoch, self.mono_ns, self.seen, self.values]
+        return {'epoch': self.epoch.key, 'device': self.device_id,
+                'mono_ns': self.mono_ns, 'values': self.values,
+                'refused': self.refused}
 
     @classmethod
     def from_json(cls, data):
-        epoch, mono_ns, seen, values = data
-        if not (isinstance(epoch, str) and isinstance(mono_ns, int)
-                and isinstance(seen, (int, float))
-                and isinstance(values, list)
-                and all(v is None or isinstance(v, int) for v in values)):
+        """Inverse of :meth:`to_json`; :raises ValueError: if malformed."""
+        try:
+            epoch = records.Epoch.from_key(data['epoch'])
+            device, mono_ns = data['device'], data['mono_ns']
+            values, refused = data['values'], data.get('refused')
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError('malformed baseline %r: %s' % (data, e))
+        if not (isinstance(mono_ns, int) and isinstance(values, list)
+                and (device is None or isinstance(device, str))
+                and all(_counter_or_none(v) for v in values)):
             raise ValueError('malformed baseline %r' % (data,))
-        return cls(epoch, mono_ns, seen, values)
+        if refused is not None and not (
+                isinstance(refused, list) and len(refused) == 2
+                and isinstance(refused[0], int)
+                and isinstance(refused[1], list)
+                and all(_counter_or_none(v) for v in refused[1])):
+            raise ValueError('malformed refused reading %r' % (refused,))
+        return cls(epoch, device, mono_ns, values, refused)
+
+
+def _counter_or_none(v):
+    return v is None or (isinstance(v, int) and not isinstance(v, bool)
+                         and 0 <= v <= records.COUNTER_MAX)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,32 +129,106 @@ class Point:
 
     key: str            # the disk's resource id, '<uuid>-<dev>'
     counters: dict
-    epoch: str
+    epoch: records.Epoch
     mono_ns: int
     account_failed: bool = None
+    device_id: str = None
+    # Seconds this identity can have been counting (process or device
+    # age, else time since boot): bounds a whole counter.
+    lifetime_s: float = None
+    # The identity provably began counting after this meter's state began
+    # and nothing of it was billed: its whole counter may be billed.
+    is_new: bool = False
+    # Why this reading cannot be placed (contradicts what was seen).
+    conflict: str = None
 
 
 def _new_baseline(point, values):
-    return Baseline(point.epoch, point.mono_ns, time.time(), values)
+    return Baseline(point.epoch, point.device_id, point.mono_ns, values)
 
 
-def _seconds_since_boot(point):
+def _lifetime(point):
+    if point.lifetime_s is not None:
+        return max(point.lifetime_s, 1.0)
     # NOTE: CLOCK_MONOTONIC starts at boot, so it bounds how long any QEMU
     # process on this host can have been counting.
     return max(point.mono_ns / NS_PER_S, 1.0)
 
 
-def _rate_limit(meter, limits):
-    """The most a counter of ``meter``'s unit can grow in one second."""
-    if meter.unit == 'B':
+def _rate_limit(unit, limits):
+    """The most a counter of ``unit`` can grow in one second."""
+    if unit == 'B':
         return limits.bytes_per_second
-    if meter.unit == 'ns':
+    if unit == 'ns':
         # Request time accrues at most queue_depth ns per ns of wall time.
         return limits.queue_depth * NS_PER_S
     return limits.requests_per_second
 
 
-def delta(meter, point, baseline, state_known, limits):
+def _field_unit(field):
+    if field.endswith('_bytes'):
+        return 'B'
+    if field.endswith('_ns'):
+        return 'ns'
+    return 'request'
+
+
+def plausible(field, increase, seconds, limits):
+    """Whether ``field`` can have grown by ``increase`` in ``seconds``."""
+    return increase <= _rate_limit(_field_unit(field), limits) * seconds
+
+
+def _log(level, point, meter, what, **extra):
+    args = {'key': point.key, 'meter': meter.name, 'what': what,
+            'epoch': point.epoch.key, 'device': point.device_id}
+    args.update(extra)
+    detail = ''.join(', %s %s' % (k, extra[k]) for k in sorted(extra))
+    LOG.log(level, '%(key)s %(meter)s: %(what)s (process %(epoch)s, '
+            'device %(device)s' + detail.replace('%', '%%') + ')', args)
+
+
+def _err(point, meter, what, **extra):
+    _log(logging.ERROR, point, meter, what, **extra)
+
+
+def _warn(point, meter, what, **extra):
+    _log(logging.WARNING, point, meter, what, **extra)
+
+
+def _window(point, baseline):
+    return '%.1f s' % ((point.mono_ns - baseline.mono_ns) / NS_PER_S)
+
+
+def _unplaced(point, meter, baseline, values):
+    """The reading cannot be placed: say why; None to bill nothing.
+
+    Only for readings of the baseline's own identity or of a conflict.
+    """
+    if point.conflict:
+        _err(point, meter, 'reading not placed, not billed: %s'
+             % point.conflict, reading=values)
+        return True
+    if baseline is None or not baseline.same_identity(point):
+        # NOTE: a reading of another identity that is not newer than the
+        # baseline (same boot) is a stale reading of an older process.
+        if (baseline is not None
+                and baseline.epoch.boot_id == point.epoch.boot_id
+                and point.mono_ns <= baseline.mono_ns):
+            _err(point, meter, 'reading older than the baseline of '
+                 'process %s: stale, not billed' % baseline.epoch.key,
+                 reading=values, baseline=baseline.values,
+                 window=_window(point, baseline))
+            return True
+        return False
+    if point.mono_ns <= baseline.mono_ns:
+        _err(point, meter, 'reading not newer than the baseline: stale '
+             'or out of order, not billed', reading=values,
+             baseline=baseline.values, window=_window(point, baseline))
+        return True
+    return False
+
+
+def delta(meter, point, baseline, limits):
     """Reset-safe increase of ``meter.source`` since the baseline.
 
     :returns: (volume or None, new baseline or None to keep the old one)
@@ -120,42 +236,86 @@ def delta(meter, point, baseline, state_known, limits):
     value = point.counters.get(meter.source)
     if value is None:
         return None, None
+    if _unplaced(point, meter, baseline, [value]):
+        return None, None
+    if baseline is not None and baseline.same_identity(point):
+        return _same_identity_delta(meter, point, baseline, value, limits)
+    # A new identity: its counter started at 0 when it began.
+    lifetime = _lifetime(point)
+    if not plausible(meter.source, value, lifetime, limits):
+        _err(point, meter, 'implausible counter for its age: refused, '
+             'not billed; the counter may have been tampered with',
+             reading=value, lifetime='%.0f s' % lifetime)
+        return None, None
     new = _new_baseline(point, [value])
-    if baseline is None:
-        if not state_known:
-            LOG.warning('%(key)s %(meter)s: no agent state; the counter '
-                        '(%(value)d) becomes the baseline and is not billed',
-                        {'key': point.key, 'meter': meter.name,
-                         'value': value})
-            return 0, new
-        volume, seconds = value, _seconds_since_boot(point)
-    elif baseline.epoch != point.epoch:
-        LOG.debug('%(key)s %(meter)s: new epoch %(old)s -> %(new)s, the '
-                  'whole counter is new', {'key': point.key,
-                                           'meter': meter.name,
-                                           'old': baseline.epoch,
-                                           'new': point.epoch})
-        volume, seconds = value, _seconds_since_boot(point)
-    elif value < baseline.values[0]:
-        LOG.warning('%(key)s %(meter)s went backwards (%(old)d -> %(new)d) '
-                    'in one QEMU process: counted as a reset (device '
-                    're-plugged?)', {'key': point.key, 'meter': meter.name,
-                                     'old': baseline.values[0],
-                                     'new': value})
-        volume = value
-        seconds = max((point.mono_ns - baseline.mono_ns) / NS_PER_S, 1e-3)
-    else:
-        volume = value - baseline.values[0]
-        seconds = max((point.mono_ns - baseline.mono_ns) / NS_PER_S, 1e-3)
-    bound = _rate_limit(meter, limits) * seconds
-    if volume > bound:
-        LOG.error('%(key)s %(meter)s: implausible increase %(volume)d in '
-                  '%(seconds).1f s (bound %(bound).0f): refused, not billed; '
-                  'the counter may have been tampered with',
-                  {'key': point.key, 'meter': meter.name, 'volume': volume,
-                   'seconds': seconds, 'bound': bound})
-        return None, new
-    return volume, new
+    if point.is_new:
+        if baseline is not None:
+            LOG.debug('%(key)s %(meter)s: new identity %(epoch)s/%(dev)s, '
+                      'the whole counter is new', {
+                          'key': point.key, 'meter': meter.name,
+                          'epoch': point.epoch.key, 'dev': point.device_id})
+        return value, new
+    if value:
+        _warn(point, meter, 'first reading of a disk whose counting may have '
+              'begun before this meter was billed (first run, state lost, '
+              'meter newly enabled): it becomes the baseline, not billed',
+              amount=value)
+    return 0, new
+
+
+def _same_identity_delta(meter, point, baseline, value, limits):
+    base = baseline.values[0]
+    if base is None or value < base:
+        if base is not None:
+            _err(point, meter, 'counter went backwards within one '
+                 'device of one QEMU process: not billed, the higher '
+                 'baseline is kept', reading=value, baseline=base,
+                 window=_window(point, baseline))
+        return None, None
+    seconds = max((point.mono_ns - baseline.mono_ns) / NS_PER_S, 1e-3)
+    increase = value - base
+    if plausible(meter.source, increase, seconds, limits):
+        return increase, _new_baseline(point, [value])
+    refused = baseline.refused
+    if refused is not None and refused[1][0] is not None:
+        r_mono, (r_value,) = refused
+        r_seconds = max((point.mono_ns - r_mono) / NS_PER_S, 1e-3)
+        if (r_value <= value and point.mono_ns > r_mono
+                and plausible(meter.source, value - r_value, r_seconds,
+                              limits)):
+            # The counter really jumped and goes on from there: bill from
+            # the jump on; the jump itself (logged when refused) is not.
+            _warn(point, meter, 'counter goes on from the refused '
+                  'reading: billing resumes from it, the jump stays '
+                  'unbilled', jump=r_value - base)
+            return value - r_value, _new_baseline(point, [value])
+    _err(point, meter, 'implausible increase: refused, not billed; the '
+         'counter may have been tampered with', amount=increase,
+         window='%.1f s' % seconds)
+    kept = dataclasses.replace(baseline, refused=[point.mono_ns, [value]])
+    return None, kept
+
+
+def _op_deltas(meter, point, baseline, values, limits):
+    """(Δtime, Δops) of a latency/queue meter within one identity."""
+    if baseline.values[0] is None:
+        return None
+    diffs = []
+    for new, old in zip(values, baseline.values):
+        if new is None or old is None:
+            diffs.append(0)
+        elif new < old:
+            return None
+        else:
+            diffs.append(new - old)
+    seconds = (point.mono_ns - baseline.mono_ns) / NS_PER_S
+    fields = meter.sources
+    if not all(plausible(f, d, seconds, limits)
+               for f, d in zip(fields, diffs)):
+        _err(point, meter, 'implausible increase: no value',
+             increase=diffs, window='%.1f s' % seconds)
+        return None
+    return diffs
 
 
 def latency(meter, point, baseline, limits):
@@ -170,20 +330,24 @@ def latency(meter, point, baseline, limits):
     ops = point.counters.get(meter.ops_source)
     if t is None or ops is None:
         return None, None
-    failed = point.counters.get(meter.failed_source)
-    new = _new_baseline(point, [t, ops, failed])
-    if baseline is None:
-        return None, new
-    if baseline.epoch != point.epoch:
-        # All of the new process's requests completed since the last poll.
-        old_t, old_ops, old_failed = 0, 0, 0
-    else:
-        old_t, old_ops, old_failed = baseline.values
-    d_t, d_ops = t - old_t, ops - old_ops
-    if point.account_failed and failed is not None:
-        d_ops += failed - (old_failed or 0)
-    if d_t < 0 or d_ops < 0:
-        return None, new
+    values = [t, ops, point.counters.get(meter.failed_source)]
+    if _unplaced(point, meter, baseline, values):
+        return None, None
+    if baseline is None or not baseline.same_identity(point):
+        if not point.is_new:
+            return None, _new_baseline(point, values)
+        # All of a new identity's requests completed since it began.
+        baseline = Baseline(point.epoch, point.device_id,
+                            point.mono_ns - int(_lifetime(point) * NS_PER_S),
+                            [0, 0, 0])
+    diffs = _op_deltas(meter, point, baseline, values, limits)
+    if diffs is None:
+        # Backwards or implausible: the old baseline stays the better one.
+        return None, None
+    d_t, d_ops, d_failed = diffs
+    if point.account_failed:
+        d_ops += d_failed
+    new = _new_baseline(point, values)
     if d_ops == 0:
         return None, new
     return d_t / d_ops / NS_PER_MS, new
@@ -194,35 +358,50 @@ def queue_depth(meter, point, baseline, limits):
     t = point.counters.get(meter.source)
     if t is None:
         return None, None
+    if _unplaced(point, meter, baseline, [t]):
+        return None, None
     new = _new_baseline(point, [t])
-    if baseline is None or baseline.epoch != point.epoch:
+    if baseline is None or not baseline.same_identity(point):
         return None, new
-    d_t = t - baseline.values[0]
-    d_wall = point.mono_ns - baseline.mono_ns
-    if d_t < 0 or d_wall <= 0:
-        return None, new
-    depth = d_t / d_wall
+    diffs = _op_deltas(meter, point, baseline, [t], limits)
+    if diffs is None:
+        return None, None
+    depth = diffs[0] / (point.mono_ns - baseline.mono_ns)
     if depth > limits.queue_depth:
-        LOG.error('%(key)s %(meter)s: implausible queue depth %(depth).1f '
-                  '(bound %(bound)d): refused', {'key': point.key,
-                                                 'meter': meter.name,
-                                                 'depth': depth,
-                                                 'bound': limits.queue_depth})
-        return None, new
+        _err(point, meter, 'implausible queue depth: refused',
+             depth='%.1f' % depth, bound=limits.queue_depth)
+        return None, None
     return depth, new
 
 
-def raw(meter, point):
-    """The counter or gauge itself."""
-    return point.counters.get(meter.source)
+def raw(meter, point, limits):
+    """The counter or gauge itself, when it is plausible.
+
+    A cumulative counter cannot exceed what its process could count in its
+    lifetime, and an idle time cannot exceed that lifetime.
+    """
+    value = point.counters.get(meter.source)
+    if value is None or point.conflict:
+        return None
+    lifetime = _lifetime(point)
+    if meter.kind == meters.KIND_GAUGE:
+        ok = value <= lifetime * NS_PER_S
+    else:
+        ok = plausible(meter.source, value, lifetime, limits)
+    if not ok:
+        _err(point, meter, 'implausible value for a process of this '
+             'age: not published', reading=value,
+             lifetime='%.0f s' % lifetime)
+        return None
+    return value
 
 
-def compute(meter, point, baseline, state_known, limits):
+def compute(meter, point, baseline, limits):
     """Dispatch on the meter's kind; see the functions above."""
     if meter.kind in (meters.KIND_COUNTER, meters.KIND_GAUGE):
-        return raw(meter, point), None
+        return raw(meter, point, limits), None
     if meter.kind == meters.KIND_DELTA:
-        return delta(meter, point, baseline, state_known, limits)
+        return delta(meter, point, baseline, limits)
     if meter.kind == meters.KIND_LATENCY:
         return latency(meter, point, baseline, limits)
     if meter.kind == meters.KIND_QUEUE:

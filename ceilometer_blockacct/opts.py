@@ -40,14 +40,22 @@ OPTS = [
                help='How many VMs are read at the same time.'),
     cfg.StrOpt('state_dir', default='/var/lib/ceilometer/blockacct',
                help='Directory of the durable baselines (baselines.sqlite, '
-                    'mode 0600, one transaction per meter per cycle). Losing '
-                    'it costs one unbilled interval per disk, never a double '
+                    'one transaction per meter per cycle). It must be a '
+                    'directory (not a symlink) owned by the agent\'s user '
+                    'and not writable by group or others; it is created '
+                    '0700 when missing. One agent at a time: a second agent '
+                    'on the same directory refuses to start. Losing it '
+                    'costs one unbilled interval per disk, never a double '
                     'count.'),
     cfg.IntOpt('state_prune_after', default=86400, min=60,
-               help='Seconds after which the baselines of a disk that is '
-                    'no longer seen are forgotten. A disk seen again later '
-                    'is then treated as new (its whole counter is counted), '
-                    'which is right when its QEMU process changed.'),
+               deprecated_for_removal=True,
+               deprecated_reason='Baselines are dropped when their QEMU '
+                                 'process is gone (absent from two complete '
+                                 'libvirt listings), never by age: dropping '
+                                 'the baselines of a VM that is still '
+                                 'running but was not read for a while '
+                                 'would bill its whole counter again.',
+               help='Ignored.'),
     cfg.IntOpt('max_bytes_per_second', default=64 * 1024 ** 3, min=1,
                help='Plausibility bound for one disk: a byte counter that '
                     'grows faster than this between two polls was not '

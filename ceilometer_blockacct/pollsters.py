@@ -29,9 +29,6 @@ from ceilometer_blockacct import state as state_mod
 
 LOG = log.getLogger(__name__)
 
-_STATEFUL = frozenset([meters.KIND_DELTA, meters.KIND_LATENCY,
-                       meters.KIND_QUEUE])
-
 
 class BlockAcctPollster(plugin_base.PollsterBase):
     """Base of every generated pollster; ``meter`` is its table row."""
@@ -44,34 +41,28 @@ class BlockAcctPollster(plugin_base.PollsterBase):
 
     def setup_environment(self):
         super().setup_environment()
+        # NOTE: a StateError here is logged once (cycle.agent) and makes
+        # Ceilometer drop the pollster, which it logs at DEBUG only.
         self.agent = cycle_mod.agent(self.conf)
 
     def get_samples(self, manager, cache, resources):
         """Build this meter's samples from the cycle's shared readings."""
         cyc = cycle_mod.cycle(cache, self.agent)
         readings = cyc.read(resources)
-        stateful = self.meter.kind in _STATEFUL
-        state = self.agent.store.meter(self.meter.name) if stateful else None
-        updates, samples = {}, []
-        for instance in resources:
-            reading = readings.get(instance.id)
-            if reading is None:
-                continue
-            for dev, disk in reading.disks.items():
-                try:
-                    s = self._disk_sample(cyc, instance, reading, disk,
-                                          state, updates)
-                except Exception as e:  # noqa: one disk never stops a cycle
-                    LOG.exception('%(meter)s: cannot derive disk %(dev)s of '
-                                  '%(uuid)s: %(err)s',
-                                  {'meter': self.meter.name, 'dev': dev,
-                                   'uuid': instance.id, 'err': e})
-                    continue
-                if s is not None:
-                    samples.append(s)
-        # NOTE: a first cycle with nothing to save still records that
-        # this agent has seen the host: disks that appear later are new.
-        if state is not None and (updates or not state.known):
+        if self.meter.kind not in cycle_mod.STATEFUL:
+            return self._samples(cyc, resources, readings, None, {})
+        try:
+            state = self.agent.store.meter(self.meter.name)
+        except state_mod.StateError as e:
+            LOG.error('%(meter)s: cannot load its state (%(err)s): nothing '
+                      'published this cycle', {'meter': self.meter.name,
+                                               'err': e})
+            return []
+        # NOTE: derive and commit under one lock: two sources polling this
+        # meter must not both bill the growth since one baseline.
+        with state.lock:
+            updates = {}
+            samples = self._samples(cyc, resources, readings, state, updates)
             try:
                 # NOTE: saved before Ceilometer publishes anything: a crash
                 # after this line loses one poll, never bills one twice.
@@ -85,19 +76,35 @@ class BlockAcctPollster(plugin_base.PollsterBase):
                 return []
         return samples
 
+    def _samples(self, cyc, resources, readings, state, updates):
+        samples = []
+        for instance in resources:
+            reading = readings.get(instance.id)
+            if reading is None:
+                continue
+            for dev, disk in list(reading.disks.items()):
+                try:
+                    s = self._disk_sample(cyc, instance, reading, disk,
+                                          state, updates)
+                except Exception as e:  # noqa: one disk never stops a cycle
+                    LOG.exception('%(meter)s: cannot derive disk %(dev)s of '
+                                  '%(uuid)s: %(err)s',
+                                  {'meter': self.meter.name, 'dev': dev,
+                                   'uuid': instance.id, 'err': e})
+                    continue
+                if s is not None:
+                    samples.append(s)
+        return samples
+
     def _disk_sample(self, cyc, instance, reading, disk, state, updates):
         key = '%s-%s' % (instance.id, disk.dev)
-        point = derive.Point(key=key, counters=disk.counters,
-                             epoch=reading.epoch, mono_ns=reading.mono_ns,
-                             account_failed=disk.account_failed)
-        if state is None:
-            volume, new = derive.compute(self.meter, point, None, True,
-                                         self.agent.limits)
-        else:
-            volume, new = derive.compute(self.meter, point, state.get(key),
-                                         state.known, self.agent.limits)
-            if new is not None:
-                updates[key] = new
+        mark = state.mark if state is not None else None
+        point = cyc.point(key, instance.id, reading, disk, mark)
+        baseline = state.get(key) if state is not None else None
+        volume, new = derive.compute(self.meter, point, baseline,
+                                     self.agent.limits)
+        if new is not None:
+            updates[key] = new
         if volume is None:
             return None
         return sample_mod.Sample(

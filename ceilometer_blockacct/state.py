@@ -12,56 +12,127 @@
 """Durable baselines per (disk, meter), so an agent restart doubles nothing.
 
 One SQLite database, ``<[blockacct] state_dir>/baselines.sqlite`` (the
-directory 0700, the files 0600), in WAL mode.  Each pollster commits its own
-meter's baselines in one transaction BEFORE it hands its samples to
-Ceilometer: a crash in between loses that one poll of that meter (never
-bills it twice).
+directory 0700 and owned by the agent's user, the files 0600), in WAL mode,
+locked by one agent at a time (``flock`` on ``state_dir/lock``: two agents
+on one state would both bill).  Each pollster commits its own meter's
+baselines in one transaction BEFORE it hands its samples to Ceilometer: a
+crash in between loses that one poll of that meter (never bills it twice).
+
+It also keeps, per meter, when its state began (the *mark*: whole counters
+are billed only for disks that began counting after it), and the registry
+of QEMU processes and devices seen (:mod:`registry`).  Baselines are
+dropped only when their QEMU process is gone, never by age.
 
 Durability without fsync (``synchronous=NORMAL``): a transaction survives
-the agent's death at once (it is in the OS's WAL file); only a host crash
-can lose the last transactions, and a host crash also ends every QEMU, so
-each disk's next reading is a new epoch counted whole whatever its baseline
-says: a stale baseline can never bill anything twice.  This makes a commit
-cost tens of microseconds instead of an fsync'ed file per meter per cycle.
+the agent's death at once; only a host crash can lose the last ones, and a
+host crash also ends every QEMU, whose successors are new processes.
+
+A corrupt database is moved aside and rebuilt from what the agent holds in
+memory, so billing goes on exactly; a database that is corrupt at start is
+moved aside and the agent starts without state (nothing billed twice).
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 
 from oslo_log import log
 
 from ceilometer_blockacct import derive
+from ceilometer_blockacct import registry as registry_mod
 
 LOG = log.getLogger(__name__)
 
 FILENAME = 'baselines.sqlite'
-SCHEMA_VERSION = '1'
+LOCKNAME = 'lock'
+SCHEMA_VERSION = '2'
 _SCHEMA = (
     'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)',
-    'CREATE TABLE IF NOT EXISTS baselines (meter TEXT NOT NULL, '
-    'disk TEXT NOT NULL, epoch TEXT NOT NULL, mono_ns INTEGER NOT NULL, '
-    'seen REAL NOT NULL, vals TEXT NOT NULL, PRIMARY KEY (meter, disk)) '
+    'CREATE TABLE IF NOT EXISTS baselines2 (meter TEXT NOT NULL, '
+    'disk TEXT NOT NULL, boot TEXT NOT NULL, mono_ns INTEGER NOT NULL, '
+    'data TEXT NOT NULL, PRIMARY KEY (meter, disk)) WITHOUT ROWID',
+    'CREATE TABLE IF NOT EXISTS processes (boot TEXT NOT NULL, '
+    'dom INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (boot, dom)) '
     'WITHOUT ROWID',
 )
+# SQLite primary result codes that mean the file itself is damaged.
+_CORRUPT_CODES = frozenset([11, 26])    # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
 class StateError(Exception):
-    """The state could not be saved."""
+    """The state could not be opened or saved."""
+
+
+class _Corrupt(sqlite3.DatabaseError):
+    """SQLite's integrity check found damage."""
+
+
+def boottime_ns():
+    """CLOCK_BOOTTIME now, the clock of marks and QEMU start times."""
+    return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+
+
+def boot_id():
+    """This host's boot id (marks of two boots never compare)."""
+    try:
+        with open('/proc/sys/kernel/random/boot_id') as f:
+            return f.read().strip()
+    except OSError as e:
+        LOG.warning('Cannot read the boot id (%s): whole counters are '
+                    'billed only on evidence from libvirt listings', e)
+        return 'unknown-boot'
+
+
+def _is_corrupt(exc):
+    code = getattr(exc, 'sqlite_errorcode', None)
+    return code is not None and (code & 0xff) in _CORRUPT_CODES
+
+
+def check_state_dir(path):
+    """Create ``path`` 0700 if missing; refuse an unsafe one.
+
+    The baselines decide what is billed: a directory others can write,
+    or a symlink, would let them change it.
+
+    :raises StateError: naming the option and what is wrong.
+    """
+    opt = '[blockacct] state_dir %s' % path
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as e:
+        raise StateError('%s is unusable: %s' % (opt, e))
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise StateError('%s must be a directory, not a symlink or a file'
+                         % opt)
+    if st.st_uid != os.geteuid():
+        raise StateError('%s must be owned by the agent\'s user (uid %d), '
+                         'not uid %d' % (opt, os.geteuid(), st.st_uid))
+    if st.st_mode & 0o022:
+        raise StateError('%s must not be writable by group or others (mode '
+                         '%o; chmod 0700 it)' % (opt, st.st_mode & 0o777))
 
 
 class MeterState:
-    """The baselines of one meter, for every disk."""
+    """The baselines of one meter, for every disk.
 
-    def __init__(self, store, name):
+    Hold :attr:`lock` from reading the baselines to :meth:`commit`: two
+    sources polling the same meter must not both derive from one baseline.
+    """
+
+    def __init__(self, store, name, baselines, mark):
         self.store = store
         self.name = name
         self.path = store.path
-        self.baselines, ok = store.load(name)
-        # Whether the agent knew the host before: else first deltas are 0.
-        self.known = ok and store.state_existed
+        self.baselines = baselines
+        # (boot id, boottime ns) when this meter's state began.
+        self.mark = mark
+        self.lock = threading.RLock()
 
     def get(self, key):
         return self.baselines.get(key)
@@ -69,90 +140,333 @@ class MeterState:
     def commit(self, updates):
         """Save the baselines with ``updates`` applied, in one transaction.
 
-        Disks not seen for ``prune_after`` s are forgotten.  The in-memory
-        baselines change only once the transaction is committed: if saving
-        fails, the next cycle derives from the old baselines again, so
-        nothing is lost or counted twice.
+        The in-memory baselines change only once the transaction is
+        committed: if saving fails, the next cycle derives from the old
+        baselines again, so nothing is lost or counted twice.
 
         :raises StateError: when the transaction fails.
         """
-        limit = time.time() - self.store.prune_after
-        self.store.save(self.name, updates, limit)
-        merged = dict(self.baselines)
-        merged.update(updates)
-        gone = [k for k, b in merged.items() if b.seen < limit]
-        for key in gone:
-            del merged[key]
-        if gone:
-            LOG.info('%(meter)s: forgot %(n)d disks not seen for %(s)d s',
-                     {'meter': self.name, 'n': len(gone),
-                      's': self.store.prune_after})
-        self.baselines = merged
-        self.known = True
+        if updates:
+            self.store.save(self.name, updates)
+            self.baselines.update(updates)
+
+    def forget(self, doomed):
+        """Drop the baselines for which ``doomed(key, baseline)``."""
+        with self.lock:
+            for key in [k for k, b in self.baselines.items()
+                        if doomed(k, b)]:
+                del self.baselines[key]
 
 
 class StateStore:
-    """All meters' baselines in one SQLite database."""
+    """All meters' baselines and the registry in one SQLite database."""
 
-    def __init__(self, state_dir, prune_after):
+    def __init__(self, state_dir, prune_after=None):
+        # NOTE: prune_after is accepted for compatibility and unused:
+        # baselines are dropped when their QEMU process is gone, not by age.
         self.state_dir = state_dir
-        self.prune_after = prune_after
         self.path = os.path.join(state_dir, FILENAME)
+        self.boot_id = boot_id()
         self._meters = {}
-        self._lock = threading.Lock()
-        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = None
+        check_state_dir(state_dir)
+        self._lockfile = self._take_lock()
         try:
-            self.state_existed = self._open()
-        except sqlite3.OperationalError as e:
+            self.state_existed = self._open_or_move_aside()
+        except (sqlite3.Error, OSError) as e:
+            self.close()
             raise StateError('cannot open the state database %s: %s (check '
                              '[blockacct] state_dir and its permissions)'
                              % (self.path, e))
+        self.created = self._load_mark('created')
+        self.registry = self._load_registry()
+        if not self.state_existed:
+            LOG.warning('No agent state in %s: first run or state lost. '
+                        'Counters of disks that were already counting '
+                        'become baselines and are not billed (each disk '
+                        'is logged).', state_dir)
+
+    # -- opening -----------------------------------------------------------
+
+    def _take_lock(self):
+        path = os.path.join(self.state_dir, LOCKNAME)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as e:
+            raise StateError('cannot create %s: %s ([blockacct] state_dir)'
+                             % (path, e))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip()
+            os.close(fd)
+            raise StateError('[blockacct] state_dir %s is in use by another '
+                             'agent (pid %s): two agents on one state would '
+                             'both bill; give each its own state_dir'
+                             % (self.state_dir, holder or '?'))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return fd
+
+    def _open_or_move_aside(self):
+        try:
+            return self._open()
         except sqlite3.DatabaseError as e:
+            if not (_is_corrupt(e) or isinstance(e, _Corrupt)):
+                raise
             LOG.warning('State database %(path)s is unreadable (%(err)s): '
                         'moved aside to %(path)s.corrupt; starting without '
                         'state', {'path': self.path, 'err': e})
-            self._conn.close()
-            for suffix in ('', '-wal', '-shm'):
-                if os.path.exists(self.path + suffix):
-                    os.replace(self.path + suffix,
-                               self.path + '.corrupt' + suffix)
-            self.state_existed = self._open()
-        if not self.state_existed:
-            LOG.warning('No agent state in %s: first run or state lost. '
-                        'Counters seen now become baselines and are not '
-                        'billed (each disk is logged).', state_dir)
+            self._move_aside()
+            return self._open()
 
     def _open(self):
         """Open (creating) the database; return whether it had state."""
         old_umask = os.umask(0o077)
         try:
+            if self._conn is not None:
+                self._conn.close()
             self._conn = sqlite3.connect(self.path, check_same_thread=False,
                                          isolation_level=None)
             self._conn.execute('PRAGMA journal_mode=WAL')
             self._conn.execute('PRAGMA synchronous=NORMAL')
             for statement in _SCHEMA:
                 self._conn.execute(statement)
-            row = self._conn.execute(
-                "SELECT value FROM meta WHERE key = 'created'").fetchone()
-            if row is None:
-                self._conn.execute(
-                    "INSERT INTO meta VALUES ('created', ?), "
-                    "('schema', ?)", (repr(time.time()), SCHEMA_VERSION))
-            return row is not None
+            existed = self._meta('created') is not None
+            if not existed:
+                self._set_meta('created', self._now_mark())
+            self._migrate_v1()
+            self._set_meta('schema', SCHEMA_VERSION)
+            # NOTE: read every row once now, so that a corrupt page shows
+            # at start (and is moved aside) rather than in every cycle.
+            check = self._conn.execute('PRAGMA quick_check').fetchall()
+            if check != [('ok',)]:
+                raise _Corrupt('quick_check: %s' % '; '.join(
+                    str(r[0]) for r in check[:3]))
+            return existed
         finally:
             os.umask(old_umask)
 
-    def load(self, meter):
-        """Return ``({disk: Baseline}, ok)``; ok is False when corrupt."""
+    def _migrate_v1(self):
+        """Baselines of schema 1 (same identity rules, no device ids)."""
+        if not self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND "
+                "name = 'baselines'").fetchone():
+            return
+        rows = self._conn.execute(
+            'SELECT meter, disk, epoch, mono_ns, vals FROM baselines'
+        ).fetchall()
+        moved = 0
+        for meter, disk, epoch, mono_ns, vals in rows:
+            try:
+                b = derive.Baseline.from_json({
+                    'epoch': epoch, 'device': None, 'mono_ns': mono_ns,
+                    'values': json.loads(vals)})
+            except ValueError:
+                continue
+            self._conn.execute(
+                'INSERT OR IGNORE INTO baselines2 VALUES (?, ?, ?, ?, ?)',
+                (meter, disk, b.epoch.boot_id, b.mono_ns,
+                 json.dumps(b.to_json())))
+            moved += 1
+        self._conn.execute('DROP TABLE baselines')
+        LOG.info('State %(path)s: %(n)d baselines migrated to schema '
+                 '%(v)s', {'path': self.path, 'n': moved,
+                           'v': SCHEMA_VERSION})
+
+    def _move_aside(self):
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        for suffix in ('', '-wal', '-shm'):
+            if os.path.exists(self.path + suffix):
+                os.replace(self.path + suffix,
+                           self.path + '.corrupt' + suffix)
+
+    def _meta(self, key):
+        row = self._conn.execute('SELECT value FROM meta WHERE key = ?',
+                                 (key,)).fetchone()
+        return row and row[0]
+
+    def _set_meta(self, key, value):
+        self._conn.execute('INSERT OR REPLACE INTO meta VALUES (?, ?)',
+                           (key, value))
+
+    def _now_mark(self):
+        return json.dumps([self.boot_id, boottime_ns()])
+
+    def _load_mark(self, key):
+        """(boot id, boottime ns) stored under ``key``, set to now if none.
+
+        A malformed mark is replaced by now: later is the safe side (fewer
+        disks count as new).
+        """
+        with self._lock:
+            try:
+                boot, ns = json.loads(self._meta(key) or 'null')
+                if isinstance(boot, str) and isinstance(ns, int):
+                    return boot, ns
+            except (TypeError, ValueError):
+                pass
+            mark = self._now_mark()
+            self._write(lambda: self._set_meta(key, mark))
+            return tuple(json.loads(mark))
+
+    def _load_registry(self):
         with self._lock:
             rows = self._conn.execute(
-                'SELECT disk, epoch, mono_ns, seen, vals FROM baselines '
-                'WHERE meter = ?', (meter,)).fetchall()
+                'SELECT data FROM processes').fetchall()
+            listing = self._meta('listing')
+            gone = self._meta('gone')
+        procs = []
+        try:
+            for (data,) in rows:
+                procs.append(registry_mod.Process.from_json(
+                    json.loads(data)))
+            listing = tuple(json.loads(listing)) if listing else None
+            gone = {(b, d): s for b, d, s in json.loads(gone or '[]')}
+        except (ValueError, TypeError) as e:
+            LOG.warning('Process registry in %(path)s is malformed (%(err)s):'
+                        ' starting it anew (whole counters are billed only '
+                        'for processes listed from now on)',
+                        {'path': self.path, 'err': e})
+            return registry_mod.Registry()
+        return registry_mod.Registry(procs, gone, listing)
+
+    # -- writing -----------------------------------------------------------
+
+    def _write(self, body):
+        """Run ``body`` in one transaction; recover from corruption.
+
+        :raises StateError: when it fails (nothing was written).
+        """
+        with self._lock:
+            try:
+                self._transaction(body)
+            except sqlite3.DatabaseError as e:
+                if not _is_corrupt(e):
+                    raise StateError(str(e))
+                try:
+                    self._recover(e)
+                    self._transaction(body)
+                except (sqlite3.Error, OSError) as e2:
+                    raise StateError(str(e2))
+            except (sqlite3.Error, ValueError, TypeError, OSError) as e:
+                raise StateError(str(e))
+
+    def _transaction(self, body):
+        self._conn.execute('BEGIN IMMEDIATE')
+        try:
+            body()
+            self._conn.execute('COMMIT')
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute('ROLLBACK')
+            raise
+
+    def _recover(self, err):
+        """Move the corrupt file aside; rewrite what memory holds."""
+        LOG.error('State database %(path)s is corrupt (%(err)s): moved aside '
+                  'to %(path)s.corrupt and rebuilt from the baselines held '
+                  'in memory', {'path': self.path, 'err': err})
+        self._move_aside()
+        self._open()
+        created = json.dumps(list(self.created))
+        meters = list(self._meters.values())
+
+        def rewrite():
+            self._set_meta('created', created)
+            for m in meters:
+                self._set_meta('mark:' + m.name, json.dumps(list(m.mark)))
+                self._upsert(m.name, m.baselines)
+            self._save_registry_rows()
+        self._transaction(rewrite)
+
+    def _upsert(self, meter, updates):
+        rows = [(meter, disk, b.epoch.boot_id, b.mono_ns,
+                 json.dumps(b.to_json())) for disk, b in updates.items()]
+        # NOTE: an older reading never overwrites a newer baseline of the
+        # same boot, whoever writes it.
+        self._conn.executemany(
+            'INSERT INTO baselines2 VALUES (?, ?, ?, ?, ?) '
+            'ON CONFLICT (meter, disk) DO UPDATE SET boot = excluded.boot, '
+            'mono_ns = excluded.mono_ns, data = excluded.data '
+            'WHERE excluded.boot != baselines2.boot '
+            'OR excluded.mono_ns >= baselines2.mono_ns', rows)
+
+    def save(self, meter, updates):
+        """Upsert ``updates`` of ``meter`` in one transaction."""
+        self._write(lambda: self._upsert(meter, updates))
+
+    def _save_registry_rows(self):
+        procs, gone, listing = self.registry.snapshot()
+        self._conn.execute('DELETE FROM processes')
+        self._conn.executemany(
+            'INSERT INTO processes VALUES (?, ?, ?)',
+            [(p['boot'], p['dom'], json.dumps(p)) for p in procs])
+        self._set_meta('gone', json.dumps(gone))
+        self._set_meta('listing', json.dumps(listing))
+
+    def save_registry(self):
+        """Persist the registry if it changed.
+
+        :raises StateError: when it cannot be saved (it stays dirty).
+        """
+        if not self.registry.dirty:
+            return
+        try:
+            self._write(self._save_registry_rows)
+        except StateError:
+            self.registry.dirty = True
+            raise
+
+    def forget_processes(self, processes):
+        """Drop every baseline of these gone processes, in memory and disk.
+
+        :raises StateError: when the rows cannot be deleted (the memory is
+            cleaned anyway; the rows go at the next success).
+        """
+        if not processes:
+            return
+        ids = {(p.boot_id, p.dom_id): p.uuid for p in processes}
+
+        def doomed(key, b):
+            uuid = ids.get((b.epoch.boot_id, b.epoch.dom_id))
+            return uuid is not None and key.startswith(uuid + '-')
+        with self._lock:
+            meters = list(self._meters.values())
+        for m in meters:
+            m.forget(doomed)
+        LOG.info('QEMU processes gone, their baselines dropped: %s',
+                 ', '.join('%s (%s:%d)' % (u, b, d)
+                           for (b, d), u in sorted(ids.items())))
+
+        def delete():
+            for meter, disk, data in self._conn.execute(
+                    'SELECT meter, disk, data FROM baselines2').fetchall():
+                b = derive.Baseline.from_json(json.loads(data))
+                if doomed(disk, b):
+                    self._conn.execute('DELETE FROM baselines2 WHERE meter '
+                                       '= ? AND disk = ?', (meter, disk))
+        self._write(delete)
+
+    # -- reading -----------------------------------------------------------
+
+    def load(self, meter):
+        """Return ``{disk: Baseline}`` of ``meter`` and whether all parsed.
+
+        A malformed row makes the whole meter start anew (with a new mark):
+        its counters become baselines and are not billed.
+        """
+        with self._lock:
+            rows = self._conn.execute(
+                'SELECT disk, data FROM baselines2 WHERE meter = ?',
+                (meter,)).fetchall()
         baselines = {}
         try:
-            for disk, epoch, mono_ns, seen, vals in rows:
-                baselines[disk] = derive.Baseline.from_json(
-                    [epoch, mono_ns, seen, json.loads(vals)])
+            for disk, data in rows:
+                baselines[disk] = derive.Baseline.from_json(json.loads(data))
         except (ValueError, TypeError) as e:
             LOG.warning('Baselines of %(meter)s in %(path)s are malformed '
                         '(%(err)s): this meter starts without state; its '
@@ -161,33 +475,41 @@ class StateStore:
             return {}, False
         return baselines, True
 
-    def save(self, meter, updates, prune_before):
-        """Upsert ``updates`` and prune, in one transaction."""
-        rows = [(meter, disk, b.epoch, b.mono_ns, b.seen,
-                 json.dumps(b.values)) for disk, b in updates.items()]
+    def ensure_marks(self, names):
+        """Give every meter in ``names`` a mark if it has none, now.
+
+        Called before the first listing, so that a VM absent from that
+        listing counts as begun after its meters' marks.
+        """
         with self._lock:
-            try:
-                self._conn.execute('BEGIN IMMEDIATE')
-                try:
-                    self._conn.executemany(
-                        'INSERT OR REPLACE INTO baselines VALUES '
-                        '(?, ?, ?, ?, ?, ?)', rows)
-                    self._conn.execute(
-                        'DELETE FROM baselines WHERE meter = ? AND seen < ?',
-                        (meter, prune_before))
-                    self._conn.execute('COMMIT')
-                except BaseException:
-                    self._conn.execute('ROLLBACK')
-                    raise
-            except sqlite3.Error as e:
-                raise StateError(str(e))
+            for name in names:
+                self._load_mark('mark:' + name)
 
     def meter(self, name):
         """The :class:`MeterState` of ``name``, loaded on first use."""
         with self._lock:
             state = self._meters.get(name)
-        if state is None:
-            state = MeterState(self, name)
-            with self._lock:
-                state = self._meters.setdefault(name, state)
+            if state is None:
+                try:
+                    baselines, ok = self.load(name)
+                except sqlite3.DatabaseError as e:
+                    if not _is_corrupt(e):
+                        raise StateError(str(e))
+                    self._recover(e)
+                    baselines, ok = {}, False
+                if not ok:
+                    self._write(lambda: self._conn.execute(
+                        'DELETE FROM meta WHERE key = ?', ('mark:' + name,)))
+                state = MeterState(self, name, baselines,
+                                   self._load_mark('mark:' + name))
+                self._meters[name] = state
         return state
+
+    def close(self):
+        """Close the database and release the state_dir lock."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if getattr(self, '_lockfile', None) is not None:
+            os.close(self._lockfile)
+            self._lockfile = None

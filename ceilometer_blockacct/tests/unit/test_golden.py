@@ -13,7 +13,8 @@
 
 The recorded libvirt 9.0 / QEMU 7.2 answers of the ``mixed`` guest go
 through the real parser and every pollster (loaded by stevedore) of an
-agent that already has state, so every delta is the whole counter.  Any
+agent that already has state and saw the guest's QEMU process start, so
+every delta is the whole counter.  Any
 change of the published samples shows up as a diff of
 ``data/golden-samples.mixed.json``; regenerate it deliberately with
 ``python -m ceilometer_blockacct.tests.unit.test_golden``.
@@ -27,6 +28,7 @@ import fixtures
 import testtools
 
 from ceilometer_blockacct import cycle
+from ceilometer_blockacct import meters
 from ceilometer_blockacct.sources import qmp
 from ceilometer_blockacct.sources import records
 from ceilometer_blockacct import state
@@ -40,7 +42,8 @@ MONO_NS = 5000 * 10 ** 9
 class RecordedReader:
     """Serves the recorded answers of the ``mixed`` guest."""
 
-    def __init__(self):
+    def __init__(self, start):
+        self.epoch = records.Epoch(state.boot_id(), 1, start)
         reply = test_parsers.load('mixed', 'qmp-query-blockstats')
         self.uuid = reply['guest']['uuid']
         aliases = qmp.aliases_from_xml(
@@ -48,9 +51,12 @@ class RecordedReader:
         self.disks, _ = qmp.parse_blockstats(reply['answer'], aliases)
 
     def read(self, ids):
-        return {self.uuid: records.VMReading(
-            instance_id=self.uuid, epoch='boot:1', mono_ns=MONO_NS,
-            source='qmp', disks=self.disks)}
+        out = records.Readings({self.uuid: records.VMReading(
+            instance_id=self.uuid, epoch=self.epoch, mono_ns=MONO_NS,
+            source='qmp', disks=self.disks)})
+        out.listing = records.Listing(self.epoch.boot_id, {self.uuid: 1},
+                                      MONO_NS)
+        return out
 
 
 def sample_list(test):
@@ -58,10 +64,16 @@ def sample_list(test):
     tp = test_pollsters.TestPollsters('test_all_meters_loaded_by_stevedore')
     tp.setUp()
     test.addCleanup(tp.doCleanups)
-    reader = RecordedReader()
-    # An agent that has state already: a previous run created the store.
-    state.StateStore(tp.conf.blockacct.state_dir, 3600)
+    tp.exts[0].obj.agent.store.close()
+    # An agent that has state already: a previous run created the store
+    # and every meter's state, then the guest's QEMU process started.
+    previous = state.StateStore(tp.conf.blockacct.state_dir)
+    for m in meters.METERS:
+        previous.meter(m.name)
+    previous.close()
+    reader = RecordedReader(start=state.boottime_ns() + 1)
     agent = cycle.Agent(tp.conf, reader=reader)
+    test.addCleanup(agent.store.close)
     for e in tp.exts:
         e.obj.agent = agent
     inst = test_pollsters.instance(reader.uuid)

@@ -11,6 +11,7 @@
 # under the License.
 """Pollsters as Ceilometer loads them, over a fake reader."""
 
+import itertools
 import os
 from unittest import mock
 
@@ -41,6 +42,10 @@ def instance(uuid='11111111-2222-3333-4444-555555555555'):
         metadata={})
 
 
+# Monotonic seconds of scripted readings: ten apart, across agent restarts.
+_CLOCK = itertools.count(2 * 10 ** 6, 10)
+
+
 class FakeReader:
     """Serves a scripted list of readings, one per read() call."""
 
@@ -50,14 +55,31 @@ class FakeReader:
 
     def read(self, ids):
         self.calls += 1
-        return {i: r for i, r in self.script.pop(0).items() if i in ids}
+        served = self.script.pop(0)
+        for r in served.values():
+            # Readings of the script are ten seconds apart unless set.
+            r.mono_ns = r.mono_ns or next(_CLOCK) * S
+        out = records.Readings({i: r for i, r in served.items() if i in ids})
+        out.listing = getattr(served, 'listing', None)
+        return out
 
 
-def reading(uuid, counters, epoch='e1', mono_ns=100 * S, account_failed=True):
-    return {uuid: records.VMReading(
+BOOT_ID = state.boot_id()
+
+
+def epoch(dom_id=1, start=None):
+    return records.Epoch(BOOT_ID, dom_id, start)
+
+
+def reading(uuid, counters, epoch=epoch(), mono_ns=None,
+            account_failed=True, device_id=None):
+    """One VM's reading, with a listing of that VM alone."""
+    out = records.Readings({uuid: records.VMReading(
         instance_id=uuid, epoch=epoch, mono_ns=mono_ns, source='qmp',
         disks={'vda': records.DiskCounters('vda', dict(counters),
-                                           account_failed)})}
+                                           account_failed, device_id)})})
+    out.listing = records.Listing(BOOT_ID, {uuid: epoch.dom_id}, 0)
+    return out
 
 
 FULL = {'rd_bytes': 0, 'wr_bytes': 0, 'rd_operations': 0,
@@ -93,8 +115,12 @@ class TestPollsters(testtools.TestCase):
         self.inst = instance()
 
     def use(self, script):
+        """A new agent (as after a restart) on the same state_dir."""
         fake = FakeReader(script)
+        # The agent the pollsters made when loaded, or the last one here.
+        self.exts[0].obj.agent.store.close()
         agent = cycle.Agent(self.conf, reader=fake)
+        self.addCleanup(agent.store.close)
         for e in self.exts:
             e.obj.agent = agent
         return fake
@@ -111,10 +137,10 @@ class TestPollsters(testtools.TestCase):
 
     def test_one_read_per_cycle_shared_by_every_meter(self):
         u = self.inst.id
-        fake = self.use([reading(u, FULL),
+        fake = self.use([reading(u, FULL, mono_ns=10 ** 6 * S),
                          reading(u, grow(rd_bytes=4096, rd_operations=8,
                                          rd_total_time_ns=16 * 10 ** 6),
-                                 mono_ns=110 * S)])
+                                 mono_ns=(10 ** 6 + 10) * S)])
         first = self.poll()
         self.assertEqual(1, fake.calls)
         # First run: no agent state, deltas are 0; no interval values yet.
@@ -150,7 +176,7 @@ class TestPollsters(testtools.TestCase):
     def test_qemu_restart_counts_the_new_process_whole(self):
         u = self.inst.id
         self.use([reading(u, FULL), reading(u, grow(wr_operations=10)),
-                  reading(u, grow(wr_operations=3), epoch='e2')])
+                  reading(u, grow(wr_operations=3), epoch=epoch(2))])
         self.poll()
         total = self.poll()['disk.device.write.requests.delta'].volume
         total += self.poll()['disk.device.write.requests.delta'].volume
@@ -205,3 +231,53 @@ class TestPollsters(testtools.TestCase):
         # The next successful cycle covers the whole interval.
         self.assertEqual(150, self.poll()[
             'disk.device.read.bytes.delta'].volume)
+
+    def test_a_vm_started_after_a_listing_is_billed_whole(self):
+        u, v = self.inst.id, 'aaaaaaaa-2222-3333-4444-555555555555'
+        first = reading(u, FULL)
+        second = reading(u, grow(rd_bytes=10))
+        second.update(reading(v, grow(rd_bytes=700), epoch=epoch(2)))
+        second.listing = records.Listing(BOOT_ID, {u: 1, v: 2}, 0)
+        self.use([first, second])
+        self.poll()
+        cache, got = {}, {}
+        for e in self.exts:
+            for s in e.obj.get_samples(None, cache, [self.inst,
+                                                     instance(v)]):
+                got[s.name, s.resource_id] = s.volume
+        name = 'disk.device.read.bytes.delta'
+        self.assertEqual(10, got[name, u + '-vda'])
+        self.assertEqual(700, got[name, v + '-vda'])
+
+    def test_two_sources_never_bill_one_growth_twice(self):
+        # Scenario 2: source A's cycle read before source B's; B commits
+        # first, then A derives its older reading.
+        u = self.inst.id
+        self.use([reading(u, FULL), reading(u, grow(rd_bytes=100)),
+                  reading(u, grow(rd_bytes=300))])
+        self.poll()
+        ext = [e for e in self.exts
+               if e.name == 'disk.device.read.bytes.delta'][0]
+        cache_a, cache_b = {}, {}
+        cycle.cycle(cache_a, ext.obj.agent).read([self.inst])
+        b = ext.obj.get_samples(None, cache_b, [self.inst])
+        a = ext.obj.get_samples(None, cache_a, [self.inst])
+        self.assertEqual([300], [s.volume for s in b])
+        self.assertEqual([], [s.volume for s in a])
+
+    def test_unusable_state_dir_is_one_error_naming_the_option(self):
+        conf = service.prepare_service([], [])
+        opts.register_opts(conf)
+        path = os.path.join(self.useFixture(fixtures.TempDir()).path, 'x')
+        with open(path, 'w'):
+            pass
+        conf.set_override('state_dir', os.path.join(path, 's'), 'blockacct')
+        log = self.useFixture(fixtures.FakeLogger())
+        mgr = named.NamedExtensionManager(
+            'ceilometer.poll.compute', names=list(meters.BY_NAME),
+            invoke_on_load=True, invoke_args=(conf,))
+        self.assertEqual([], list(mgr))
+        errors = [line for line in log.output.splitlines()
+                  if 'accounting is OFF' in line]
+        self.assertEqual(1, len(errors))
+        self.assertIn('[blockacct] state_dir', errors[0])
