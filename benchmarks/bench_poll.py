@@ -77,9 +77,11 @@ from ceilometer import service  # noqa: E402
 from oslo_utils import timeutils  # noqa: E402
 from stevedore import named  # noqa: E402
 
-from ceilometer_blockacct.harness import guest as guest_mod  # noqa: E402
-from ceilometer_blockacct.harness import libvirt_host  # noqa: E402
 from ceilometer_blockacct import meters  # noqa: E402
+from ceilometer_blockacct.tests.functional.fixtures import (  # noqa: E402
+    guest as guest_mod)
+from ceilometer_blockacct.tests.functional.fixtures import (  # noqa: E402
+    libvirt_host)
 
 UPSTREAM_METERS = ('disk.device.read.bytes', 'disk.device.write.bytes',
                    'disk.device.read.requests', 'disk.device.write.requests',

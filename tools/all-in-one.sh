@@ -33,7 +33,7 @@ ready=$(date +%s)
 echo "all-in-one.sh: installed in $((ready - started)) s"
 
 status=0
-"$python" -m ceilometer_blockacct.harness.allinone "$@" || status=$?
+"$python" -m tools.allinone "$@" || status=$?
 end=$(date +%s)
 echo "all-in-one.sh: total $((end - started)) s (install $((ready - started))" \
      "s, run $((end - ready)) s), exit status $status"

@@ -22,8 +22,11 @@ import time
 import fixtures
 import testtools
 
-from ceilometer_blockacct.harness import allinone
 from ceilometer_blockacct import meters
+from ceilometer_blockacct.tests.functional.fixtures import allinone
+from ceilometer_blockacct.tests.functional.fixtures import ceilometer_agents
+from tools.allinone import report
+from tools.allinone import runner
 
 # NOTE: long enough for a full minute bucket and several metricd passes.
 POLL_SECONDS = int(os.environ.get('BLOCKACCT_ALLINONE_SECONDS', 60))
@@ -82,7 +85,7 @@ class AllInOneTestCase(testtools.TestCase):
 
     def _check_gnocchi_holds_our_meters_for_each_disk(self):
         self.assertIn(
-            allinone.ceilometer_agents.SAMPLE_QUEUE, self.aio.rabbit.queues())
+            ceilometer_agents.SAMPLE_QUEUE, self.aio.rabbit.queues())
         for disk in allinone.DISKS:
             rid = self.aio.resource_id(disk.target)
             resource = self.client.resource.get(meters.RESOURCE_TYPE, rid)
@@ -106,7 +109,7 @@ class AllInOneTestCase(testtools.TestCase):
 
     def _check_measures_printed_and_plot_written(self):
         out = self.useFixture(fixtures.StringStream('out')).stream
-        allinone.print_measures(self.aio, out=out)
+        report.print_measures(self.aio, out=out)
         out.seek(0)
         text = out.read()
         self.assertNotIn('ERROR', text)
@@ -115,7 +118,7 @@ class AllInOneTestCase(testtools.TestCase):
         self.assertIn(' 60.0 |', text)
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'allinone.png')
-        allinone.plot(self.client, self.aio, path)
+        report.plot(self.client, self.aio, path)
         with open(path, 'rb') as f:
             self.assertEqual(b'\x89PNG', f.read(4))
         self.assertGreater(os.path.getsize(path), 20000)
@@ -127,16 +130,16 @@ class RunLockTestCase(testtools.TestCase):
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'allinone.lock')
         self.useFixture(fixtures.MonkeyPatch(
-            'ceilometer_blockacct.harness.allinone.LOCK_FILE', path))
+            'tools.allinone.runner.LOCK_FILE', path))
         err = self.useFixture(fixtures.StringStream('stderr')).stream
         self.useFixture(fixtures.MonkeyPatch('sys.stderr', err))
-        with allinone.RunLock():
-            code = allinone.main(['--duration', '1'])
-        self.assertEqual(allinone.EXIT_BUSY, code)
+        with runner.RunLock():
+            code = runner.main(['--duration', '1'])
+        self.assertEqual(runner.EXIT_BUSY, code)
         err.seek(0)
         message = err.read()
         self.assertIn('another all-in-one run is up (pid %d' % os.getpid(),
                       message)
         # Released: the next run may take it.
-        with allinone.RunLock():
+        with runner.RunLock():
             pass

@@ -59,12 +59,12 @@ import yaml
 
 from ceilometer_blockacct import cloudkitty
 from ceilometer_blockacct import gnocchi
-from ceilometer_blockacct.harness import cloudkitty_stack
-from ceilometer_blockacct.harness import gnocchi_stack
-from ceilometer_blockacct.harness import guest as guest_mod
-from ceilometer_blockacct.harness import libvirt_host
 from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional import agent as agent_mod
+from ceilometer_blockacct.tests.functional.fixtures import cloudkitty_stack
+from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
+from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
+from ceilometer_blockacct.tests.functional.fixtures import libvirt_host
 from ceilometer_blockacct.tests.functional import publish
 from ceilometer_blockacct.tests.functional import test_pollsters
 

@@ -50,11 +50,11 @@ import libvirt
 import testtools
 from testtools import content
 
-from ceilometer_blockacct.harness import gnocchi_stack
-from ceilometer_blockacct.harness import guest as guest_mod
-from ceilometer_blockacct.harness import libvirt_host
 from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional import agent as agent_mod
+from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
+from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
+from ceilometer_blockacct.tests.functional.fixtures import libvirt_host
 from ceilometer_blockacct.tests.functional import publish
 
 BIN = os.path.dirname(os.path.abspath(sys.executable))

@@ -26,7 +26,7 @@ import testtools
 
 from ceilometer_blockacct.cmd import gnocchi_setup
 from ceilometer_blockacct import gnocchi
-from ceilometer_blockacct.harness import gnocchi_stack
+from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
 
 CLI = os.path.join(os.path.dirname(os.path.abspath(sys.executable)),
                    'ceilometer-blockacct')

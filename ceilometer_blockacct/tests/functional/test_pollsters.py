@@ -23,10 +23,10 @@ import time
 import fixtures
 import testtools
 
-from ceilometer_blockacct.harness import guest as guest_mod
-from ceilometer_blockacct.harness import libvirt_host
 from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional import agent as agent_mod
+from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
+from ceilometer_blockacct.tests.functional.fixtures import libvirt_host
 
 Disk = guest_mod.Disk
 Workload = guest_mod.Workload

@@ -18,8 +18,8 @@ import sys
 
 import testtools
 
-from ceilometer_blockacct.harness import guest as guest_mod
-from ceilometer_blockacct.harness import libvirt_host
+from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
+from ceilometer_blockacct.tests.functional.fixtures import libvirt_host
 
 Disk = guest_mod.Disk
 Workload = guest_mod.Workload
