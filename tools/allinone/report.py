@@ -1,0 +1,190 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""What the all-in-one read back from Gnocchi: measures and a plot.
+
+:func:`print_measures` runs ``gnocchi measures show`` (the real CLI) for
+the main meters at 1 s and 1 min; :func:`plot` draws bytes/s, average
+latency and queue depth per operation from what Gnocchi returns.
+"""
+
+from concurrent import futures
+import datetime
+import os
+import subprocess
+import sys
+
+from ceilometer_blockacct.tests.functional.fixtures import allinone
+from ceilometer_blockacct.tests.functional.fixtures import services
+
+DISKS = allinone.DISKS
+OPS = allinone.OPS
+
+# (meter, aggregation) printed with `gnocchi measures show`, and the disks.
+MAIN_MEASURES = (
+    ('disk.device.write.bytes.delta', 'sum', ('vda', 'hda')),
+    ('disk.device.read.bytes.delta', 'sum', ('vda',)),
+    ('disk.device.write.latency.avg', 'mean', ('vda',)),
+    ('disk.device.write.queue.depth', 'mean', ('vda',)),
+    ('disk.device.flush.requests.delta', 'sum', ('hda',)),
+    ('disk.device.read.requests.failed.delta', 'sum', ('vdb',)),
+    ('disk.device.write.requests.invalid.delta', 'sum', ('vda',)),
+)
+
+
+# -- reading back from Gnocchi ------------------------------------------------
+
+def _measures(client, resource_id, meter, aggregation, granularity,
+              start=None):
+    """[(timestamp, value)] of one metric of one resource, [] if none."""
+    from gnocchiclient import exceptions as g_exc
+
+    try:
+        rows = client.metric.get_measures(
+            meter, resource_id=resource_id, aggregation=aggregation,
+            granularity=granularity, start=start)
+    except (g_exc.NotFound, g_exc.MetricNotFound):
+        return []
+    return [(ts, value) for ts, _gran, value in rows]
+
+
+def series(client, resource_id, op, interval=1):
+    """What the plot shows for one disk and op, read back from Gnocchi.
+
+    ``{(quantity, granularity): [(timestamp, value)]}`` with quantity in
+    bytes/s (read and write only), latency ms and queue depth.  At 1 s:
+    the per-poll values (``*.bytes.delta`` sums, ``latency.avg`` and
+    ``queue.depth`` means).  At 1 min: ratios of sums, never means of
+    gauges: Σ Δbytes / seconds polled, Σ Δtime / Σ completed requests,
+    Σ Δtime / seconds polled, where seconds polled = the minute's count of
+    polls x ``interval`` (the first and last minutes of a run are partial).
+    """
+    prefix = 'disk.device.%s' % op
+    result = {}
+    polled = {ts: n * interval for ts, n in _measures(
+        client, resource_id, prefix + '.requests.delta', 'count', 60)}
+    if op != 'flush':
+        result[('bytes', 1)] = [
+            (ts, v / 1.0) for ts, v in _measures(
+                client, resource_id, prefix + '.bytes.delta', 'sum', 1)]
+        result[('bytes', 60)] = [
+            (ts, v / polled[ts]) for ts, v in _measures(
+                client, resource_id, prefix + '.bytes.delta', 'sum', 60)
+            if polled.get(ts)]
+    result[('latency', 1)] = _measures(client, resource_id,
+                                       prefix + '.latency.avg', 'mean', 1)
+    result[('queue', 1)] = _measures(client, resource_id,
+                                     prefix + '.queue.depth', 'mean', 1)
+    # NOTE: ratios of sums of reset-safe deltas (doc/gnocchi.rst); failed
+    # requests count as completed (QEMU's account_failed=on adds their
+    # time to the total).
+    time_ns = dict(_measures(client, resource_id,
+                             prefix + '.total.time.delta', 'sum', 60))
+    done = dict(_measures(client, resource_id, prefix + '.requests.delta',
+                          'sum', 60))
+    for ts, v in _measures(client, resource_id,
+                           prefix + '.requests.failed.delta', 'sum', 60):
+        done[ts] = done.get(ts, 0) + v
+    result[('latency', 60)] = sorted(
+        (ts, time_ns[ts] / done[ts] / 1e6) for ts in time_ns
+        if done.get(ts))
+    result[('queue', 60)] = sorted((ts, v / 1e9 / polled[ts])
+                                   for ts, v in time_ns.items()
+                                   if polled.get(ts))
+    return result
+
+
+def plot(client, aio, path):
+    """Write the PNG: bytes/s, latency, queue depth at 1 s and 1 min."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import dates as mdates
+    from matplotlib import pyplot
+
+    rows = (('bytes', 'bytes/s'), ('latency', 'average latency (ms)'),
+            ('queue', 'queue depth (requests)'))
+    fig, axes = pyplot.subplots(len(rows), 2, figsize=(15, 11),
+                                sharex='col', squeeze=False)
+    styles = {'read': '-', 'write': '--', 'flush': ':'}
+    colors = {'vda': 'tab:blue', 'vdb': 'tab:orange', 'hda': 'tab:green'}
+    for disk in DISKS:
+        rid = aio.resource_id(disk.target)
+        for op in OPS:
+            data = series(client, rid, op, aio.interval)
+            for row, (quantity, _label) in enumerate(rows):
+                for col, gran in enumerate((1, 60)):
+                    points = data.get((quantity, gran)) or []
+                    if not points or not any(v for _ts, v in points):
+                        continue
+                    xs, ys = map(list, zip(*points))
+                    if gran == 60:
+                        # NOTE: one value per minute, drawn over its minute.
+                        xs.append(xs[-1] + datetime.timedelta(seconds=60))
+                        ys.append(ys[-1])
+                    axes[row][col].plot(
+                        xs, ys, styles[op], color=colors[disk.target],
+                        drawstyle='steps-post' if gran == 60 else 'default',
+                        linewidth=1.2, label='%s %s' % (disk.target, op))
+    for row, (_quantity, label) in enumerate(rows):
+        for col, title in enumerate(('1 s granularity', '1 min '
+                                     'granularity (ratios of sums)')):
+            ax = axes[row][col]
+            ax.set_ylabel(label)
+            ax.grid(True, alpha=0.3)
+            if row == 0:
+                ax.set_title(title)
+            if ax.lines:
+                ax.legend(fontsize=7, ncol=3, loc='upper left')
+            ax.xaxis.set_major_formatter(mdates.DateFormatter('%H:%M:%S'))
+    fig.suptitle('ceilometer-blockacct all-in-one: guest %s, read back '
+                 'from Gnocchi (vda throttled to %s IOPS; vdb with failing '
+                 'I/O; hda IDE with flushes)' % (
+                     aio.guest.uuid, DISKS[0].iotune['total_iops_sec']),
+                 fontsize=10)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    pyplot.close(fig)
+    return path
+
+
+def print_measures(aio, out=sys.stdout, last_seconds=8, end=None):
+    """``gnocchi measures show`` (the CLI) for :data:`MAIN_MEASURES`.
+
+    At 1 s granularity only the ``last_seconds`` before ``end`` (now).
+    """
+    gnocchi = os.path.join(services.VENV_BIN, 'gnocchi')
+    env = dict(os.environ)
+    env.update(aio.stack.env)
+    end = end or datetime.datetime.now(datetime.timezone.utc)
+    start = (end - datetime.timedelta(seconds=last_seconds)).replace(
+        microsecond=0).isoformat()
+    commands = []
+    for meter, aggregation, targets in MAIN_MEASURES:
+        for target in targets:
+            rid = aio.resource_id(target)
+            for gran, extra in ((1, ['--start', start]), (60, [])):
+                commands.append([gnocchi, 'measures', 'show', '--resource-id',
+                                 rid, '--aggregation', aggregation,
+                                 '--granularity', str(gran)] + extra
+                                + [meter])
+
+    def show(argv):
+        result = subprocess.run(argv, env=env, capture_output=True,
+                                text=True, timeout=60)
+        return result.stdout if result.returncode == 0 else (
+            'ERROR: %s' % result.stderr.strip())
+
+    # NOTE: the CLI takes ~2 s to start; run a few at once, print in order.
+    with futures.ThreadPoolExecutor(4) as pool:
+        for argv, text in zip(commands, pool.map(show, commands)):
+            print('$ gnocchi %s' % ' '.join(argv[1:]), file=out)
+            print(text.rstrip() + '\n', file=out, flush=True)
