@@ -13,14 +13,19 @@
 
 The fallback source: a read-only connection suffices, but it has only the
 basic counters and flush (plus timed_group and latency_histogram keys on
-libvirt >= 11.10 / 12.1, which we do not use yet).
+libvirt >= 11.10 / 12.1, which we do not use yet).  One domain's answer
+never costs another's: whatever it holds, it gives disks or nothing.
 """
 
 from oslo_log import log
 
 from ceilometer_blockacct.sources import records
+from ceilometer_blockacct.sources import values
 
 LOG = log.getLogger(__name__)
+
+# Bound on block.count: a huge one must never spin the polling thread.
+MAX_DISKS = 4096
 
 # libvirt bulk-stats key suffix -> our counter field (QMP's name).
 FIELD_MAP = {
@@ -36,36 +41,40 @@ FIELD_MAP = {
 
 
 def parse_block_stats(stats, where='domain'):
-    """Turn one domain's bulk-stats dict into ``{dev: DiskCounters}``."""
+    """Turn one domain's bulk-stats dict into ``{dev: DiskCounters}``.
+
+    ``device_id`` stays None: bulk stats do not name the block node.
+    """
+    if not isinstance(stats, dict):
+        LOG.warning('Bulk stats of %(where)s are not a dict: %(stats)s',
+                    {'where': where, 'stats': values.show(stats)})
+        return {}
+    count = stats.get('block.count', 0)
+    if not (values.is_counter(count) and count <= MAX_DISKS):
+        LOG.warning('Bad block.count %(count)s for %(where)s (an int in '
+                    '[0, %(max)d] expected): no disks read',
+                    {'count': values.show(count), 'where': where,
+                     'max': MAX_DISKS})
+        return {}
     disks = {}
-    try:
-        count = int(stats.get('block.count', 0))
-    except (TypeError, ValueError):
-        LOG.warning('Bad block.count %(count)r for %(where)s',
-                    {'count': stats.get('block.count'), 'where': where})
-        return disks
     for i in range(count):
         prefix = 'block.%d.' % i
         dev = stats.get(prefix + 'name')
-        if not dev:
+        if dev is None or dev == '':
+            continue
+        if not values.is_name(dev):
+            LOG.warning('Bulk stats of %(where)s: %(key)s is not a disk '
+                        'name: %(dev)s', {'where': where,
+                                          'key': prefix + 'name',
+                                          'dev': values.show(dev)})
             continue
         if dev in disks:
             # NOTE: backingIndex is set on top images too (-blockdev); only
             # the first entry of a name is the guest's device, later ones
             # are backing-chain elements (VIR_..._STATS_BACKING).
             continue
-        counters = {}
-        for key, field in FIELD_MAP.items():
-            value = stats.get(prefix + key)
-            if value is None:
-                continue
-            if (not isinstance(value, int) or isinstance(value, bool)
-                    or value < 0):
-                LOG.warning('Implausible value %(value)r for %(key)s of '
-                            '%(where)s/%(dev)s: counter ignored',
-                            {'value': value, 'key': key, 'where': where,
-                             'dev': dev})
-                continue
-            counters[field] = value
-        disks[dev] = records.DiskCounters(dev=dev, counters=counters)
+        fields = {prefix + key: field for key, field in FIELD_MAP.items()}
+        disks[dev] = records.DiskCounters(
+            dev=dev, counters=values.counters(stats, fields,
+                                              '%s/%s' % (where, dev)))
     return disks

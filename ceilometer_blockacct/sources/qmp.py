@@ -12,28 +12,100 @@
 """Parse QEMU ``query-blockstats`` replies (via virDomainQemuMonitorCommand).
 
 QMP is the only place the failed, invalid and idle counters exist, and it
-carries the basic ones too, so one query per VM gives everything.
+carries the basic ones too, so one query per VM gives everything.  Each
+entry is one guest device (qdev alias) backed by one block node
+(``node-name``): together they are the device's identity inside its QEMU
+process (a disk plugged again gets a new node-name).  The live XML maps an
+alias to its target dev.
 """
 
+import dataclasses
 import json
+import re
 import xml.etree.ElementTree as ETree
 
 from oslo_log import log
 
 from ceilometer_blockacct import meters
+from ceilometer_blockacct.sources import errors
 from ceilometer_blockacct.sources import records
+from ceilometer_blockacct.sources import values
 
 LOG = log.getLogger(__name__)
 
 QUERY = json.dumps({'execute': 'query-blockstats'})
+QUERY_CPUS = json.dumps({'execute': 'query-cpus-fast'})
+
+# Bound on the entries of one reply (as bulk stats' block.count).
+MAX_ENTRIES = 4096
 
 _PERIPHERAL = '/machine/peripheral/'
-# Our counter fields, plus the extras QEMU has and we may use later.
-_WANTED = frozenset(meters.COUNTER_FIELDS)
+_COUNTERS = {f: f for f in meters.COUNTER_FIELDS}
+# libvirt names a disk's nodes libvirt-<source index>-{format,storage}.
+_NODE_INDEX = re.compile(r'libvirt-(\d+)-')
+
+# Kept for callers of the old name.
+ReplyError = errors.ReplyMalformed
 
 
-class ReplyError(ValueError):
-    """The monitor's reply cannot be used at all."""
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """One query-blockstats entry: a guest device and its block node."""
+
+    alias: str
+    node_name: str
+    counters: dict
+    account_failed: bool = None
+
+    @property
+    def device_id(self):
+        """``'<qdev alias>/<node-name>'`` ('virtio-disk1/libvirt-3-format').
+
+        A device without a block node (an empty drive) ends with '/'.
+        """
+        return '%s/%s' % (self.alias, self.node_name or '')
+
+    @property
+    def index(self):
+        """The libvirt source index in the node name, or None."""
+        match = _NODE_INDEX.match(self.node_name or '')
+        return int(match.group(1)) if match else None
+
+
+@dataclasses.dataclass(frozen=True)
+class DiskMap:
+    """What the live XML says about the disks: by device alias."""
+
+    # alias -> target dev
+    aliases: dict
+    # alias -> libvirt source index (<source index='N'/>), when given
+    indexes: dict
+
+
+def disk_map(xml_text, where='domain'):
+    """Read a domain's live XML into a :class:`DiskMap`.
+
+    :raises errors.ReplyMalformed: when the XML cannot be parsed.
+    """
+    try:
+        root = ETree.fromstring(xml_text)
+    except (ETree.ParseError, TypeError, ValueError) as e:
+        raise errors.ReplyMalformed(where, 'live XML: %s' % e)
+    aliases, indexes = {}, {}
+    for disk in root.findall('./devices/disk'):
+        target = disk.find('target')
+        alias = disk.find('alias')
+        if target is None or alias is None:
+            continue
+        dev, name = target.get('dev'), alias.get('name')
+        if not (values.is_name(dev) and values.is_name(name)):
+            continue
+        aliases[name] = dev
+        source = disk.find('source')
+        index = source.get('index') if source is not None else None
+        if index is not None and index.isdigit():
+            indexes[name] = int(index)
+    return DiskMap(aliases, indexes)
 
 
 def aliases_from_xml(xml_text):
@@ -42,17 +114,7 @@ def aliases_from_xml(xml_text):
     libvirt 9.0 starts disks with -blockdev, so query-blockstats leaves
     ``device`` empty and only the ``qdev`` path names the disk.
     """
-    root = ETree.fromstring(xml_text)
-    result = {}
-    for disk in root.findall('./devices/disk'):
-        target = disk.find('target')
-        alias = disk.find('alias')
-        if target is None or alias is None:
-            continue
-        dev, name = target.get('dev'), alias.get('name')
-        if dev and name:
-            result[name] = dev
-    return result
+    return disk_map(xml_text).aliases
 
 
 def qdev_alias(qdev):
@@ -66,67 +128,134 @@ def qdev_alias(qdev):
     return qdev
 
 
-def _counters(stats, where):
-    counters = {}
-    for field in _WANTED.intersection(stats):
-        value = stats[field]
-        # NOTE: bool is an int subclass; a JSON true is not a counter.
-        if (not isinstance(value, int) or isinstance(value, bool)
-                or value < 0):
-            LOG.warning('Implausible value %(value)r for %(field)s of '
-                        '%(where)s: counter ignored',
-                        {'value': value, 'field': field, 'where': where})
+def _return(reply_text, what):
+    """The ``return`` member of a QMP reply, or ReplyMalformed."""
+    try:
+        reply = json.loads(reply_text)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise errors.ReplyMalformed(what, 'not JSON (%s): %s' % (
+            e, values.show(reply_text)))
+    if not isinstance(reply, dict):
+        raise errors.ReplyMalformed(what, 'not a QMP object: %s' % (
+            values.show(reply_text),))
+    if 'error' in reply:
+        raise errors.ReplyMalformed(what, 'QMP error: %s' % (
+            values.show(reply['error']),))
+    return reply.get('return')
+
+
+def parse_devices(reply_text, where='domain'):
+    """The devices of a query-blockstats reply, validated.
+
+    Entries that are not objects, have no guest device, or name it with
+    something that is not text are skipped (logged); counters that are
+    not uint64 are dropped (logged with VM, device and field).
+
+    :raises errors.ReplyMalformed: when the reply is not a usable answer.
+    """
+    entries = _return(reply_text, where)
+    if not isinstance(entries, list) or len(entries) > MAX_ENTRIES:
+        raise errors.ReplyMalformed(where, 'query-blockstats "return" is '
+                                    'not a list of at most %d entries: %s'
+                                    % (MAX_ENTRIES, values.show(entries)))
+    devices = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            LOG.warning('Skipping a malformed query-blockstats entry of '
+                        '%(where)s: %(entry)s',
+                        {'where': where, 'entry': values.show(entry)})
             continue
-        counters[field] = value
-    return counters
+        qdev = entry.get('qdev') or entry.get('device')
+        if not qdev:
+            # A backend with no guest device (e.g. an empty CD-ROM node).
+            continue
+        node = entry.get('node-name')
+        if not values.is_name(qdev) or not (node is None
+                                            or values.is_name(node)):
+            LOG.warning('Skipping a query-blockstats entry of %(where)s '
+                        'with a device name that is not text: qdev '
+                        '%(qdev)s, node-name %(node)s',
+                        {'where': where, 'qdev': values.show(qdev),
+                         'node': values.show(node)})
+            continue
+        alias = qdev_alias(qdev)
+        stats = entry.get('stats')
+        if not isinstance(stats, dict) or not values.is_name(alias):
+            LOG.warning('query-blockstats entry %(qdev)s of %(where)s has no '
+                        'stats', {'qdev': qdev, 'where': where})
+            continue
+        account_failed = stats.get('account_failed')
+        devices.append(Device(
+            alias=alias, node_name=node,
+            counters=values.counters(stats, _COUNTERS,
+                                     '%s/%s' % (where, alias)),
+            account_failed=(account_failed
+                            if isinstance(account_failed, bool) else None)))
+    return devices
+
+
+def device_set(devices):
+    """The identity of a reply's device set: the XML is re-read on change."""
+    return frozenset((d.alias, d.node_name) for d in devices)
+
+
+def map_disks(devices, dmap, where='domain'):
+    """Turn devices into ``{dev: DiskCounters}`` with a :class:`DiskMap`.
+
+    :returns: (disks, stale) where ``stale`` lists the aliases the map
+        cannot place: unknown, of another source index than the node
+        (the map predates a hotplug), or two devices on one target.
+    """
+    disks, stale, owners = {}, [], {}
+    for device in devices:
+        dev = dmap.aliases.get(device.alias)
+        want = dmap.indexes.get(device.alias)
+        if dev is None or (want is not None and device.index is not None
+                           and want != device.index):
+            stale.append(device.alias)
+            continue
+        if dev in owners:
+            stale.extend([device.alias, owners[dev]])
+            continue
+        owners[dev] = device.alias
+        disks[dev] = records.DiskCounters(
+            dev=dev, counters=device.counters,
+            account_failed=device.account_failed,
+            device_id=device.device_id)
+    for alias in stale:
+        dev = dmap.aliases.get(alias)
+        if dev is not None and owners.get(dev) == alias:
+            del disks[dev]
+    return disks, stale
 
 
 def parse_blockstats(reply_text, aliases, where='domain'):
     """Turn a query-blockstats reply into ``{dev: DiskCounters}``.
 
     :param reply_text: the JSON text libvirt returns for the command.
-    :param aliases: ``{alias: target dev}`` from :func:`aliases_from_xml`.
+    :param aliases: a :class:`DiskMap`, or ``{alias: target dev}``.
     :param where: a label for log lines (instance id).
-    :returns: (disks, unknown) where ``unknown`` lists the qdev aliases
-        that are not in ``aliases`` (the caller may refresh its map).
-    :raises ReplyError: when the reply is not a usable answer.
+    :returns: (disks, stale): see :func:`map_disks`.
+    :raises errors.ReplyMalformed: when the reply is not a usable answer.
     """
-    try:
-        reply = json.loads(reply_text)
-    except (TypeError, ValueError) as e:
-        raise ReplyError('not JSON (%s): %.80r' % (e, reply_text))
-    if not isinstance(reply, dict):
-        raise ReplyError('not a QMP object: %.80r' % (reply_text,))
-    if 'error' in reply:
-        raise ReplyError('QMP error: %s' % (reply['error'],))
-    entries = reply.get('return')
+    if not isinstance(aliases, DiskMap):
+        aliases = DiskMap(dict(aliases), {})
+    return map_disks(parse_devices(reply_text, where), aliases, where)
+
+
+def thread_ids(reply_text, where='domain'):
+    """The vCPU thread ids of a ``query-cpus-fast`` reply.
+
+    :raises errors.ReplyMalformed: when the reply is not a usable answer.
+    """
+    entries = _return(reply_text, where)
     if not isinstance(entries, list):
-        raise ReplyError('no "return" list: %.80r' % (reply_text,))
-    disks, unknown = {}, []
+        raise errors.ReplyMalformed(where, 'query-cpus-fast "return" is '
+                                    'not a list: %s' % values.show(entries))
+    tids = []
     for entry in entries:
-        if not isinstance(entry, dict):
-            LOG.warning('Skipping a malformed query-blockstats entry of '
-                        '%(where)s: %(entry).80r',
-                        {'where': where, 'entry': entry})
-            continue
-        qdev = entry.get('qdev') or entry.get('device')
-        stats = entry.get('stats')
-        if not qdev:
-            # A backend with no guest device (e.g. an empty CD-ROM node).
-            continue
-        if not isinstance(stats, dict):
-            LOG.warning('query-blockstats entry %(qdev)s of %(where)s has no '
-                        'stats', {'qdev': qdev, 'where': where})
-            continue
-        alias = qdev_alias(qdev)
-        dev = aliases.get(alias)
-        if dev is None:
-            unknown.append(alias)
-            continue
-        account_failed = stats.get('account_failed')
-        disks[dev] = records.DiskCounters(
-            dev=dev,
-            counters=_counters(stats, '%s/%s' % (where, dev)),
-            account_failed=(account_failed
-                            if isinstance(account_failed, bool) else None))
-    return disks, unknown
+        tid = entry.get('thread-id') if isinstance(entry, dict) else None
+        if isinstance(tid, int) and not isinstance(tid, bool) and (
+                0 < tid < 2 ** 22 + 1):
+            tids.append(tid)
+    return tids

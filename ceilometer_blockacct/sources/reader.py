@@ -11,13 +11,26 @@
 # under the License.
 """Read every VM's counters once per polling cycle, with deadlines.
 
-QMP query-blockstats (read-write connection) is read per VM, concurrently
-and bounded; VMs it cannot serve fall back to one libvirt bulk-stats call on
-the read-only connection.  A VM that does not answer within the deadline
-costs its own samples for the cycle, never the cycle.
+One :meth:`Reader.read`:
+
+1. connects and lists the active domains on the read-write connection
+   (one call under the deadline): the :class:`records.Listing`;
+2. reads each wanted VM over QMP (query-blockstats; the live XML when the
+   device set moved; query-cpus-fast and /proc once per QEMU process),
+   ``max_concurrent_reads`` at a time, each under its own deadline counted
+   from when its read started (:mod:`.pool`);
+3. reads the VMs QMP cannot serve (refused, or no listing) with one libvirt
+   bulk-stats call on the read-only connection, under the deadline.
+
+Bound: a read() takes at most ``read_timeout`` for step 1, ``(ceil(VMs /
+max_concurrent_reads) + 1) * read_timeout`` for step 2 and ``read_timeout``
+for step 3.  A call that overran is not started again while it runs.
+Failures are typed (:mod:`.errors`) and :data:`errors.POLICY` alone says
+how they are logged and what is read instead.  Worker threads only
+compute: every cache below is read and written by the thread in read().
 """
 
-from concurrent import futures
+import dataclasses
 import threading
 import time
 
@@ -25,32 +38,23 @@ import libvirt
 import libvirt_qemu
 from oslo_log import log
 
+from ceilometer_blockacct.sources import backoff as backoff_mod
 from ceilometer_blockacct.sources import bulk
+from ceilometer_blockacct.sources import connection
+from ceilometer_blockacct.sources import errors
+from ceilometer_blockacct.sources import pool as pool_mod
+from ceilometer_blockacct.sources import process
 from ceilometer_blockacct.sources import qmp
 from ceilometer_blockacct.sources import records
 
 LOG = log.getLogger(__name__)
 
-# What Ceilometer's libvirt inspector would use for these libvirt types.
-_URI_PER_TYPE = {'parallels': 'parallels:///system', 'lxc': 'lxc:///'}
+libvirt_uri = connection.libvirt_uri
 
-_GONE_CODES = frozenset([libvirt.VIR_ERR_NO_DOMAIN,
-                         libvirt.VIR_ERR_OPERATION_INVALID])
-_DENIED_CODES = frozenset([libvirt.VIR_ERR_OPERATION_DENIED,
-                           libvirt.VIR_ERR_AUTH_FAILED,
-                           libvirt.VIR_ERR_ACCESS_DENIED])
-
-
-def libvirt_uri(conf):
-    """The URI of both connections: ours, else Ceilometer's own."""
-    uri = conf.blockacct.libvirt_uri
-    if uri:
-        return uri
-    uri = getattr(conf, 'libvirt_uri', None)
-    if uri:
-        return uri
-    return _URI_PER_TYPE.get(getattr(conf, 'libvirt_type', None),
-                             'qemu:///system')
+# Keys of calls and episodes: (channel,) or (channel, instance uuid).
+_LISTING = ('listing',)
+_BULK = ('bulk',)
+_QMP_CONNECTION = ('qmp-connection',)
 
 
 def boot_id():
@@ -60,281 +64,364 @@ def boot_id():
             return f.read().strip()
     except OSError as e:
         LOG.warning('Cannot read the boot id (%s): epochs rely on libvirt '
-                    'domain ids and counters going backwards only', e)
+                    'domain ids and process start times only', e)
         return 'unknown-boot'
 
 
-def is_disconnection(exc):
-    """True when a libvirtError means the connection itself is gone."""
-    return (exc.get_error_domain() in (libvirt.VIR_FROM_REMOTE,
-                                       libvirt.VIR_FROM_RPC)
-            and exc.get_error_code() in (libvirt.VIR_ERR_SYSTEM_ERROR,
-                                         libvirt.VIR_ERR_INTERNAL_ERROR,
-                                         libvirt.VIR_ERR_RPC))
+@dataclasses.dataclass(frozen=True)
+class _Known:
+    """What a QMP read learnt about one QEMU process, for the next read."""
+
+    devices: frozenset
+    dmap: qmp.DiskMap
+    # (pid, start ns) of the QEMU process, None when unknown.
+    process: tuple = None
+    # False while the start could not be asked (asked again next read).
+    asked: bool = False
 
 
-class _Connection:
-    """One lazily (re)opened libvirt connection."""
-
-    def __init__(self, uri, read_only):
-        self.uri = uri
-        self.read_only = read_only
-        self._conn = None
-        self._lock = threading.Lock()
-
-    def get(self):
-        with self._lock:
-            if self._conn is not None:
-                try:
-                    alive = self._conn.isAlive()
-                except libvirt.libvirtError:
-                    alive = False
-                if alive:
-                    return self._conn
-                self._conn = None
-                LOG.warning('libvirt connection to %s was lost; reconnecting',
-                            self.uri)
-            opener = libvirt.openReadOnly if self.read_only else libvirt.open
-            self._conn = opener(self.uri)
-            return self._conn
-
-    def drop(self):
-        with self._lock:
-            self._conn = None
+@dataclasses.dataclass(frozen=True)
+class _Result:
+    reading: records.VMReading
+    known: _Known
 
 
 class Reader:
-    """Reads counter records for a list of Ceilometer instances."""
+    """Reads counter records for a list of Ceilometer instances.
 
-    def __init__(self, conf):
+    :param conf: the agent's configuration ([blockacct] registered).
+    :param clock: monotonic seconds, for the QMP retry backoff.
+    """
+
+    def __init__(self, conf, clock=time.monotonic, proc=process.PROC):
         opts = conf.blockacct
         self.uri = libvirt_uri(conf)
         self.enable_qmp = opts.enable_qmp
         self.timeout = opts.read_timeout
         self.max_workers = opts.max_concurrent_reads
-        self._ro = _Connection(self.uri, read_only=True)
-        self._rw = _Connection(self.uri, read_only=False)
+        self._proc = proc
+        self._rw = connection.Connection(self.uri, read_only=False)
+        self._ro = connection.Connection(self.uri, read_only=True)
         self._boot_id = boot_id()
-        self._executor = self._new_executor()
+        self._pool = pool_mod.Pool(self.max_workers)
         self._lock = threading.Lock()
-        # (uuid, domain id) -> {alias: dev}: live XML is read once per QEMU
-        # process, or again when an unknown device shows up (hotplug).
-        self._aliases = {}
-        # uuid -> future of a read that missed its deadline and still runs.
+        self._report = errors.Reporter(LOG)
+        self._backoff = backoff_mod.Backoff(clock=clock)
+        # (uuid, domain id) -> _Known, per running QEMU process.
+        self._known = {}
+        # (channel, subject) -> pool.Task that overran and still runs.
         self._hung = {}
-        self._bulk_hung = None
-        # uuids whose QMP read was refused (logged once each).
-        self._qmp_refused = set()
-        self._qmp_conn_refused = False
 
-    def _new_executor(self):
-        return futures.ThreadPoolExecutor(
-            max_workers=self.max_workers,
-            thread_name_prefix='blockacct-read')
-
-    def epoch(self, dom_id):
-        """Epoch key of a running domain's current QEMU process."""
-        return '%s:%d' % (self._boot_id, dom_id)
+    def close(self):
+        """Stop the idle worker threads."""
+        self._pool.close()
 
     def read(self, instance_ids):
         """Read the counters of the given instance uuids.
 
-        :returns: ``{instance_id: VMReading}``; instances that are gone,
-            hung or unreadable are absent (and logged).
+        :returns: a :class:`records.Readings` of ``{uuid: VMReading}``;
+            instances that are gone, hung or unreadable are absent (and
+            logged).  Its ``listing`` covers every active domain, or is
+            None when no complete listing was made.
         """
         wanted = set(instance_ids)
         with self._lock:
-            readings, rest = {}, wanted
-            if self.enable_qmp and not self._qmp_conn_refused:
-                readings, rest = self._read_qmp(wanted)
+            readings = records.Readings()
+            listing, rest = None, wanted
+            if self.enable_qmp and self._backoff.allowed(_QMP_CONNECTION):
+                listing, doms = self._list()
+                if doms is not None:
+                    got, rest = self._read_qmp(wanted, doms)
+                    readings.update(got)
             if rest:
-                readings.update(self._read_bulk(rest))
+                bulk_listing, got = self._read_bulk(rest)
+                readings.update(got)
+                if listing is None:
+                    listing = bulk_listing
+            readings.listing = listing
+            if listing is not None:
+                self._forget_gone(listing)
         return readings
 
-    # -- QMP ---------------------------------------------------------------
+    # -- calls under the deadline -----------------------------------------
 
-    def _read_qmp(self, wanted):
+    def _call(self, key, label, func, *args):
+        """Run one connection-wide call under the deadline.
+
+        :returns: its value, or None when it failed or overran (logged).
+        """
+        previous = self._hung.get(key)
+        if previous is not None:
+            if not previous.done:
+                self._report.failed(key, errors.StillHung(label))
+                return None
+            del self._hung[key]
+        task = pool_mod.Task(key, func, *args)
+        _done, hung = self._pool.run([task], self.timeout)
+        if hung:
+            self._hung[key] = task
+            self._report.failed(key, errors.ReadHung(
+                label, 'deadline %.1f s' % self.timeout))
+            return None
+        if task.error is not None:
+            err = errors.classify(task.error, label, errors.CONNECTION)
+            self._failed(key, err)
+            return None
+        self._report.succeeded(key, label)
+        return task.value
+
+    def _failed(self, key, err):
+        """Log ``err`` and apply the table's fallback; returns it."""
+        fallback = errors.POLICY[type(err)].fallback
+        extra = ''
+        read_only = key == _BULK
+        if fallback == errors.BULK_ALL and not read_only:
+            extra = ('; failed/invalid/idle meters are off, basic counters '
+                     'come from bulk stats; QMP retried in %.0f s'
+                     % self._backoff.failed(_QMP_CONNECTION))
+        elif fallback == errors.BULK:
+            extra = ('; read from bulk stats (no failed/invalid/idle '
+                     'meters); QMP retried in %.0f s'
+                     % self._backoff.failed(key))
+        elif fallback == errors.RECONNECT:
+            (self._ro if read_only else self._rw).drop()
+        self._report.failed(key, err, extra)
+        return fallback
+
+    # -- step 1: listing --------------------------------------------------
+
+    def _list(self):
+        """List the active domains over the read-write connection.
+
+        :returns: (Listing or None, {uuid: virDomain} or None).
+        """
+        found = self._call(_LISTING, 'listing of %s' % self.uri,
+                           self._list_call)
+        if found is None:
+            return None, None
+        mono_ns, complete, doms = found
+        listing = None
+        if complete:
+            listing = records.Listing(
+                self._boot_id, {u: i for u, i, _d in doms}, mono_ns)
+        return listing, {u: (i, d) for u, i, d in doms}
+
+    def _list_call(self):
+        """(pool thread) connect if needed, then listAllDomains."""
+        conn = self._rw.get()
+        # NOTE: taken before the call: a domain missing from the listing
+        # was gone, or started after this instant.
+        mono_ns = time.monotonic_ns()
+        doms = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        return (mono_ns,) + _identify(doms)
+
+    # -- step 2: QMP ------------------------------------------------------
+
+    def _read_qmp(self, wanted, doms):
         """Read ``wanted`` over QMP; return (readings, uuids for bulk)."""
-        try:
-            conn = self._rw.get()
-            doms = conn.listAllDomains(
-                libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-        except libvirt.libvirtError as e:
-            if e.get_error_code() in _DENIED_CODES or (
-                    e.get_error_code() == libvirt.VIR_ERR_SYSTEM_ERROR
-                    and 'ermission denied' in str(e)):
-                self._qmp_conn_refused = True
-                LOG.error('Read-write libvirt connection to %(uri)s refused '
-                          '(%(err)s): failed/invalid/idle meters are off; '
-                          'falling back to bulk stats on a read-only '
-                          'connection. See the docs on permissions.',
-                          {'uri': self.uri, 'err': e})
-            else:
-                self._rw.drop()
-                LOG.warning('Cannot list domains on %(uri)s: %(err)s',
-                            {'uri': self.uri, 'err': e})
-            return {}, wanted
-        by_uuid = {}
-        for dom in doms:
-            try:
-                by_uuid[dom.UUIDString()] = dom
-            except libvirt.libvirtError as e:
-                LOG.debug('Domain vanished while listing: %s', e)
-        self._forget_gone(by_uuid)
-        jobs = {}
-        for uuid in wanted:
-            dom = by_uuid.get(uuid)
-            if dom is None:
+        tasks, rest = [], set()
+        for uuid in sorted(wanted):
+            found = doms.get(uuid)
+            if found is None:
                 LOG.debug('Instance %s has no running domain', uuid)
                 continue
-            if uuid in self._qmp_refused:
+            key = ('qmp', uuid)
+            if not self._backoff.allowed(key):
+                rest.add(uuid)
                 continue
-            hung = self._hung.get(uuid)
-            if hung is not None:
-                LOG.warning('Instance %s: the read started %.0f s ago still '
-                            'has not returned; skipped this cycle', uuid,
-                            time.monotonic() - hung[1])
+            previous = self._hung.get(key)
+            if previous is not None:
+                if not previous.done:
+                    self._report.failed(key, errors.StillHung(uuid))
+                    continue
+                del self._hung[key]
+            dom_id, dom = found
+            tasks.append(pool_mod.Task(key, self._read_vm, uuid, dom, dom_id,
+                                       self._still_known(uuid, dom_id)))
+        finished, hung = self._pool.run(tasks, self.timeout)
+        for task in hung:
+            self._hung[task.key] = task
+            self._report.failed(task.key, errors.ReadHung(
+                task.key[1], 'query-blockstats, deadline %.1f s'
+                % self.timeout))
+        readings, shared = records.Readings(), None
+        for task in finished:
+            uuid = task.key[1]
+            if task.error is not None:
+                err = errors.classify(task.error, uuid)
+                fallback = errors.POLICY[type(err)].fallback
+                if fallback in (errors.BULK_ALL, errors.RECONNECT):
+                    # The connection's failure, not this VM's: handled
+                    # once below, whatever the number of VMs it hit.
+                    if shared is None or fallback == errors.BULK_ALL:
+                        shared = err
+                elif self._failed(task.key, err) == errors.BULK:
+                    rest.add(uuid)
                 continue
-            jobs[self._executor.submit(self._read_one, uuid, dom)] = uuid
-        done, late = futures.wait(jobs, timeout=self.timeout)
-        readings = {}
-        for fut in late:
-            uuid = jobs[fut]
-            self._hung[uuid] = (fut, time.monotonic() - self.timeout)
-            fut.add_done_callback(
-                lambda f, u=uuid: self._hung.pop(u, None))
-            LOG.warning('Instance %(uuid)s did not answer query-blockstats '
-                        'within %(t).1f s (hung monitor or held job lock): '
-                        'no samples for it this cycle',
-                        {'uuid': uuid, 't': self.timeout})
-        if len(self._hung) >= self.max_workers // 2 + 1:
-            # NOTE: hung calls pin their worker threads; give the healthy
-            # VMs a fresh pool rather than queueing them behind the hung.
-            self._executor.shutdown(wait=False)
-            self._executor = self._new_executor()
-        for fut in done:
-            uuid = jobs[fut]
-            try:
-                reading = fut.result()
-            except _Refused as e:
-                self._refused(uuid, e.args[0])
-                continue
-            except Exception as e:  # noqa: one VM never stops the cycle
-                LOG.exception('Unexpected error reading instance %(uuid)s: '
-                              '%(err)s', {'uuid': uuid, 'err': e})
-                continue
-            if reading is not None:
-                readings[uuid] = reading
-        if self._qmp_conn_refused:
-            return readings, wanted - set(readings)
-        rest = {u for u in wanted if u in self._qmp_refused}
+            result = task.value
+            self._known[(uuid, result.reading.epoch.dom_id)] = result.known
+            readings[uuid] = result.reading
+            self._report.succeeded(task.key, 'QMP read of %s' % uuid)
+            self._backoff.succeeded(task.key)
+        label = 'QMP on %s' % self.uri
+        if shared is not None:
+            shared = self._failed(_QMP_CONNECTION,
+                                  type(shared)(label, shared.detail))
+        elif readings:
+            self._report.succeeded(_QMP_CONNECTION, label)
+            self._backoff.succeeded(_QMP_CONNECTION)
+        if shared == errors.BULK_ALL:
+            # Every VM QMP could not serve, except those that overran.
+            stuck = {t.key[1] for t in hung}
+            rest.update(u for u in wanted if u in doms and u not in readings
+                        and u not in stuck)
         return readings, rest
 
-    def _refused(self, uuid, err):
-        """Log a QMP refusal once: per connection, else per instance."""
-        if 'read only access' in str(err):
-            if not self._qmp_conn_refused:
-                self._qmp_conn_refused = True
-                LOG.error('QMP query-blockstats refused: %(uri)s gives a '
-                          'read-only connection (%(err)s). The failed, '
-                          'invalid and idle meters are off; basic counters '
-                          'come from bulk stats. See the docs on '
-                          'permissions.', {'uri': self.uri, 'err': err})
-            return
-        self._qmp_refused.add(uuid)
-        LOG.error('QMP query-blockstats refused for instance %(uuid)s '
-                  '(%(err)s): reading it from bulk stats instead (no '
-                  'failed/invalid/idle meters). This is logged once per '
-                  'instance.', {'uuid': uuid, 'err': err})
+    def _read_vm(self, uuid, dom, dom_id, known):
+        """(pool thread) Read one VM over QMP; returns a :class:`_Result`.
 
-    def _forget_gone(self, by_uuid):
-        for key in [k for k in self._aliases if k[0] not in by_uuid]:
-            del self._aliases[key]
+        Pure: uses ``known`` (what the last read learnt) and returns what
+        this one learnt; it writes nothing the polling thread reads.
+        """
+        reply = libvirt_qemu.qemuMonitorCommand(dom, qmp.QUERY, 0)
+        mono_ns = time.monotonic_ns()
+        devices = qmp.parse_devices(reply, uuid)
+        devset = qmp.device_set(devices)
+        fresh = known is None or known.devices != devset
+        dmap = (qmp.disk_map(dom.XMLDesc(0), uuid) if fresh
+                else known.dmap)
+        disks, stale = qmp.map_disks(devices, dmap, uuid)
+        if stale and not fresh:
+            # NOTE: same devices, yet the map does not fit them (e.g. an
+            # earlier XML read raced a hotplug): read it again once.
+            dmap = qmp.disk_map(dom.XMLDesc(0), uuid)
+            disks, stale = qmp.map_disks(devices, dmap, uuid)
+        if stale:
+            LOG.debug('Instance %(uuid)s: devices %(stale)s are not placed '
+                      'on a disk of its live XML (not a disk, or a hotplug '
+                      'under way): not read', {'uuid': uuid,
+                                               'stale': sorted(set(stale))})
+        if known is not None and known.asked:
+            found, asked = known.process, True
+        else:
+            found, asked = self._process(uuid, dom)
+        return _Result(
+            reading=records.VMReading(
+                instance_id=uuid,
+                epoch=records.Epoch(self._boot_id, dom_id,
+                                    found[1] if found else None),
+                mono_ns=mono_ns, source='qmp', disks=disks),
+            known=_Known(devset, dmap, found, asked))
 
-    def _read_one(self, uuid, dom):
-        """Read one VM over QMP (runs in a worker thread)."""
+    def _process(self, uuid, dom):
+        """(pool thread) ((pid, start) or None, whether it is an answer)."""
         try:
-            dom_id = dom.ID()
-            key = (uuid, dom_id)
-            aliases = self._aliases.get(key)
-            fresh = aliases is None
-            if fresh:
-                aliases = qmp.aliases_from_xml(dom.XMLDesc(0))
-            reply = libvirt_qemu.qemuMonitorCommand(dom, qmp.QUERY, 0)
-            mono_ns = time.monotonic_ns()
-            disks, unknown = qmp.parse_blockstats(reply, aliases, uuid)
-            if unknown and not fresh:
-                aliases = qmp.aliases_from_xml(dom.XMLDesc(0))
-                disks, unknown = qmp.parse_blockstats(reply, aliases, uuid)
-            if unknown:
-                LOG.debug('Instance %(uuid)s: devices %(unknown)s are not '
-                          'disks of its live XML', {'uuid': uuid,
-                                                    'unknown': unknown})
-            self._aliases[key] = aliases
-        except libvirt.libvirtError as e:
-            code = e.get_error_code()
-            if code in _GONE_CODES:
-                LOG.debug('Instance %(uuid)s vanished while being read: '
-                          '%(err)s', {'uuid': uuid, 'err': e})
-                return None
-            if code in _DENIED_CODES:
-                raise _Refused(e)
-            if is_disconnection(e):
-                self._rw.drop()
-            LOG.warning('Cannot read instance %(uuid)s over QMP: %(err)s',
-                        {'uuid': uuid, 'err': e})
-            return None
-        except qmp.ReplyError as e:
-            LOG.warning('Unusable query-blockstats reply for instance '
-                        '%(uuid)s: %(err)s', {'uuid': uuid, 'err': e})
-            return None
-        except Exception as e:  # noqa: one VM never stops the cycle
-            LOG.exception('Unexpected error reading instance %(uuid)s: '
-                          '%(err)s', {'uuid': uuid, 'err': e})
-            return None
-        return records.VMReading(instance_id=uuid, epoch=self.epoch(dom_id),
-                                 mono_ns=mono_ns, source='qmp', disks=disks)
+            reply = libvirt_qemu.qemuMonitorCommand(dom, qmp.QUERY_CPUS, 0)
+            tids = qmp.thread_ids(reply, uuid)
+        except (libvirt.libvirtError, errors.ReplyMalformed) as e:
+            err = errors.classify(e, uuid)
+            if isinstance(err, errors.DomainGone):
+                raise
+            LOG.debug('Instance %(uuid)s: query-cpus-fast failed (%(err)s): '
+                      'QEMU process start unknown, asked again next read',
+                      {'uuid': uuid, 'err': err})
+            return None, False
+        return process.find(tids, uuid, self._proc), True
 
-    # -- bulk stats --------------------------------------------------------
+    def _still_known(self, uuid, dom_id):
+        """What the last read learnt, if its QEMU process still runs.
+
+        NOTE: a domain id can be reused (a libvirtd restart between two
+        reads): a (pid, start) pair that no longer matches /proc means a
+        new process, learnt afresh.
+        """
+        known = self._known.get((uuid, dom_id))
+        if known is not None and known.process is not None:
+            pid, start = known.process
+            if process.start_of(pid, self._proc) != start:
+                del self._known[(uuid, dom_id)]
+                return None
+        return known
+
+    # -- step 3: bulk stats -----------------------------------------------
 
     def _read_bulk(self, wanted):
-        if self._bulk_hung is not None and not self._bulk_hung.done():
-            LOG.warning('The previous bulk-stats call has not returned; '
-                        'skipping bulk reads this cycle')
-            return {}
-        fut = self._executor.submit(self._bulk_call)
-        try:
-            mono_ns, answer = fut.result(timeout=self.timeout)
-        except futures.TimeoutError:
-            self._bulk_hung = fut
-            LOG.warning('libvirt bulk stats did not answer within %.1f s: '
-                        'no samples for %d instances this cycle',
-                        self.timeout, len(wanted))
-            return {}
-        except libvirt.libvirtError as e:
-            if is_disconnection(e):
-                self._ro.drop()
-            LOG.warning('libvirt bulk stats failed on %(uri)s: %(err)s',
-                        {'uri': self.uri, 'err': e})
-            return {}
-        readings = {}
+        """Read ``wanted`` from one bulk-stats call.
+
+        :returns: (Listing or None, readings).
+        """
+        found = self._call(_BULK, 'bulk stats of %s' % self.uri,
+                           self._bulk_call)
+        readings = records.Readings()
+        if found is None:
+            return None, readings
+        mono_before, mono_ns, complete, answer = found
+        listing = None
+        if complete:
+            listing = records.Listing(
+                self._boot_id, {u: i for u, i, _s in answer}, mono_before)
         for uuid, dom_id, stats in answer:
             if uuid not in wanted:
                 continue
+            try:
+                disks = bulk.parse_block_stats(stats, uuid)
+            except Exception as e:  # noqa: one VM never costs another
+                self._report.failed(('bulk', uuid),
+                                    errors.classify(e, uuid))
+                continue
             readings[uuid] = records.VMReading(
-                instance_id=uuid, epoch=self.epoch(dom_id), mono_ns=mono_ns,
-                source='bulk', disks=bulk.parse_block_stats(stats, uuid))
-        return readings
+                instance_id=uuid, epoch=records.Epoch(self._boot_id, dom_id),
+                mono_ns=mono_ns, source='bulk', disks=disks)
+        return listing, readings
 
     def _bulk_call(self):
+        """(pool thread) connect if needed, then getAllDomainStats."""
         conn = self._ro.get()
         flags = (libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
                  | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
+        mono_before = time.monotonic_ns()
         answer = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_BLOCK, flags)
         mono_ns = time.monotonic_ns()
-        return mono_ns, [(dom.UUIDString(), dom.ID(), stats)
-                         for dom, stats in answer]
+        complete, identified = _identify_stats(answer)
+        return mono_before, mono_ns, complete, identified
+
+    # -- housekeeping -----------------------------------------------------
+
+    def _forget_gone(self, listing):
+        """Drop what was learnt about processes a complete listing lacks."""
+        alive = listing.domains
+        for key in [k for k in self._known if alive.get(k[0]) != k[1]]:
+            del self._known[key]
+
+        def keep(key):
+            return len(key) < 2 or key[1] in alive
+        self._backoff.forget(keep)
+        self._report.forget(keep)
+        for key in [k for k, t in self._hung.items()
+                    if t.done and not keep(k)]:
+            del self._hung[key]
 
 
-class _Refused(Exception):
-    """QMP was refused for one domain."""
+def _identify(doms):
+    """(complete, [(uuid, domain id, dom)]) of a listAllDomains answer."""
+    out, complete = [], True
+    for dom in doms:
+        try:
+            out.append((dom.UUIDString(), dom.ID(), dom))
+        except libvirt.libvirtError as e:
+            LOG.debug('A domain vanished while listing: %s', e)
+            complete = False
+    return complete, out
+
+
+def _identify_stats(answer):
+    """(complete, [(uuid, domain id, stats)]) of getAllDomainStats."""
+    out, complete = [], True
+    for item in answer:
+        try:
+            dom, stats = item
+            out.append((dom.UUIDString(), dom.ID(), stats))
+        except (libvirt.libvirtError, TypeError, ValueError) as e:
+            LOG.debug('A bulk-stats record cannot be placed: %s', e)
+            complete = False
+    return complete, out

@@ -23,6 +23,7 @@ import os
 import testtools
 
 from ceilometer_blockacct.sources import bulk
+from ceilometer_blockacct.sources import errors
 from ceilometer_blockacct.sources import qmp
 
 DATA = os.path.join(os.path.dirname(__file__), '..', 'data')
@@ -75,8 +76,70 @@ class TestRecordedQMP(testtools.TestCase):
 
     def test_truncated_reply(self):
         text = load('mixed', 'qmp-query-blockstats')['answer']
-        self.assertRaises(qmp.ReplyError, qmp.parse_blockstats,
+        self.assertRaises(errors.ReplyMalformed, qmp.parse_blockstats,
                           text[:len(text) // 2], {})
+
+    def test_device_id_is_alias_and_node_name(self):
+        # The recorded reply's qdev and node-name of each disk, as the
+        # recorded live XML places them (<source index='N'/>).
+        reply = load('mixed', 'qmp-query-blockstats')['answer']
+        dmap = qmp.disk_map(load('mixed', 'xmldesc')['answer'])
+        self.assertEqual({'virtio-disk0': 4, 'ua-data': 3,
+                          'virtio-disk2': 2, 'ide0-0-0': 1}, dmap.indexes)
+        disks, stale = qmp.parse_blockstats(reply, dmap)
+        self.assertEqual([], stale)
+        self.assertEqual({'vda': 'virtio-disk0/libvirt-4-format',
+                          'vdb': 'ua-data/libvirt-3-format',
+                          'vdc': 'virtio-disk2/libvirt-2-format',
+                          'hda': 'ide0-0-0/libvirt-1-format'},
+                         {d: c.device_id for d, c in disks.items()})
+
+    def test_map_older_than_the_reply_is_stale(self):
+        reply = load('mixed', 'qmp-query-blockstats')['answer']
+        dmap = qmp.disk_map(load('mixed', 'xmldesc')['answer'])
+        dmap.indexes['ua-data'] = 9
+        disks, stale = qmp.parse_blockstats(reply, dmap)
+        self.assertEqual(['ua-data'], stale)
+        self.assertNotIn('vdb', disks)
+        # Two devices on one target: neither is placed.
+        dmap = qmp.DiskMap({'virtio-disk0': 'vda', 'ua-data': 'vda'}, {})
+        disks, stale = qmp.parse_blockstats(reply, dmap)
+        self.assertEqual({}, disks)
+        self.assertEqual({'virtio-disk0', 'ua-data', 'virtio-disk2',
+                          'ide0-0-0'}, set(stale))
+
+
+class TestQMPAnswers(testtools.TestCase):
+    """Entries a compromised QEMU might send: each costs only itself."""
+
+    def test_entries_that_are_not_devices_are_skipped(self):
+        good = {'qdev': 'ide0-0-0', 'node-name': 'n1',
+                'stats': {'rd_operations': 1}}
+        reply = json.dumps({'return': [
+            good, 'text', None, [], {'qdev': 5, 'stats': {}},
+            {'qdev': 'ide0-0-1', 'node-name': 7, 'stats': {}},
+            {'qdev': 'ide0-0-2', 'node-name': 'vd\udcff', 'stats': {}},
+            {'qdev': 'ide0-0-3', 'stats': 'none'},
+            {'qdev': '/machine/peripheral/', 'stats': {}},
+            {'qdev': '', 'stats': {'rd_operations': 3}}]})
+        devices = qmp.parse_devices(reply, 'u1')
+        self.assertEqual([('ide0-0-0', 'n1', {'rd_operations': 1},
+                           'ide0-0-0/n1')],
+                         [(d.alias, d.node_name, d.counters, d.device_id)
+                          for d in devices])
+
+    def test_too_many_entries(self):
+        reply = json.dumps({'return': [{}] * (qmp.MAX_ENTRIES + 1)})
+        self.assertRaises(errors.ReplyMalformed, qmp.parse_devices, reply)
+
+    def test_thread_ids(self):
+        reply = json.dumps({'return': [
+            {'cpu-index': 0, 'thread-id': 101}, {'thread-id': True},
+            {'thread-id': -1}, {'thread-id': 2 ** 40}, 'x',
+            {'cpu-index': 1, 'thread-id': 102}]})
+        self.assertEqual([101, 102], qmp.thread_ids(reply))
+        self.assertRaises(errors.ReplyMalformed, qmp.thread_ids,
+                          '{"error": {"class": "CommandNotFound"}}')
 
 
 class TestRecordedBulk(testtools.TestCase):
