@@ -37,9 +37,7 @@ provider prices (or zeroes) each of them on its own:
 ``etc/cloudkitty/metrics.yml``; a unit test checks it is current).
 """
 
-import argparse
 import fractions
-import sys
 
 import yaml
 
@@ -149,28 +147,3 @@ def dump_metrics_config(data=None):
         '# Each metric is one hashmap service (see doc/cloudkitty.rst).\n')
     return header + yaml.safe_dump(data, default_flow_style=False,
                                    sort_keys=False, width=79)
-
-
-def gen_cloudkitty(argv=None):
-    """Entry point of ``ceilometer-blockacct gen-cloudkitty``."""
-    parser = argparse.ArgumentParser(
-        prog='ceilometer-blockacct gen-cloudkitty',
-        description="Write CloudKitty's metrics.yml for the billable "
-                    'meters (gnocchi collector).')
-    parser.add_argument('--output', '-o',
-                        help='file to write (default: stdout)')
-    parser.add_argument('--period', type=int, default=PERIOD,
-                        help="force_granularity: CloudKitty's [collect] "
-                             'period in seconds (default: %(default)s)')
-    parser.add_argument('--raw-units', action='store_true',
-                        help='bytes and requests with factor 1 instead of '
-                             'GiB and millions')
-    args = parser.parse_args(argv)
-    text = dump_metrics_config(metrics_config(
-        args.period, RAW_UNITS if args.raw_units else BILLING_UNITS))
-    if args.output:
-        with open(args.output, 'w', encoding='utf-8') as out:
-            out.write(text)
-    else:
-        sys.stdout.write(text)
-    return 0

@@ -39,6 +39,7 @@ for ``rate:*`` methods), i.e. up to 10800 points per metric at 1 s polling.
 import copy
 import importlib.metadata
 import importlib.resources
+import math
 import re
 
 import yaml
@@ -79,25 +80,48 @@ def to_seconds(value):
 
     Accepts numbers, '5 minutes' (the resources file) and Python's
     timedelta spelling that the REST API returns ('1 day, 0:00:00').
+
+    :raises ValueError: for anything else, and for NaN, infinities and
+        booleans (JSON ``true`` is no number of seconds).
     """
-    if isinstance(value, (int, float)):
-        return float(value)
-    text = str(value).strip()
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError('not a Gnocchi timespan: %s' % _show(value))
+    if isinstance(value, str):
+        value = _parse_seconds(value.strip())
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError('not a timespan: %s' % _show(value)) from None
+    if not math.isfinite(value):
+        raise ValueError('not a finite timespan: %s' % _show(value))
+    return value
+
+
+def _parse_seconds(text):
     match = re.fullmatch(
         r'(?:(\d+) days?,\s*)?(\d+):(\d\d):(\d\d(?:\.\d+)?)', text)
     if match:
         days, hours, minutes, secs = match.groups()
         return (int(days or 0) * 86400 + int(hours) * 3600
                 + int(minutes) * 60 + float(secs))
-    match = re.fullmatch(r'([\d.]+)\s*([a-z]+?)s?', text)
+    match = re.fullmatch(r'(\d+(?:\.\d+)?)\s*([a-z]+?)s?', text)
     if match:
         for unit, size in _UNITS:
             if match.group(2) == unit:
                 return float(match.group(1)) * size
-    try:
+    if re.fullmatch(r'\d+(?:\.\d+)?', text):
         return float(text)
+    raise ValueError('cannot read Gnocchi timespan %s' % _show(text))
+
+
+def _show(value, width=60):
+    """A short repr for messages, even of a 10,000-digit integer."""
+    try:
+        text = repr(value)
     except ValueError:
-        raise ValueError('cannot read Gnocchi timespan %r' % value) from None
+        # NOTE: Python refuses repr() of integers over 4300 digits.
+        return 'an integer of %d bits' % value.bit_length()
+    return text if len(text) <= width else text[:width - 3] + '...'
 
 
 def archive_policies():
@@ -185,26 +209,101 @@ def dump_resources_definition(data=None):
                                    sort_keys=False, width=79)
 
 
+class MalformedPolicy(ValueError):
+    """Gnocchi's answer is not an archive policy we can compare."""
+
+
+def _kind(value):
+    return {dict: 'an object', list: 'a list', str: 'a string',
+            type(None): 'null'}.get(type(value), type(value).__name__)
+
+
+def _whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _span(item, key):
+    try:
+        seconds = to_seconds(item.get(key))
+    except ValueError:
+        raise MalformedPolicy('%s %s is no length of time'
+                              % (key, _show(item.get(key)))) from None
+    if seconds <= 0:
+        raise MalformedPolicy('%s %s is not > 0'
+                              % (key, _show(item.get(key))))
+    return seconds
+
+
+def read_policy(answer):
+    """Gnocchi's answer for one archive policy, checked.
+
+    :returns: ``(definition, methods, back_window)``: sorted
+        ``(granularity, timespan)`` pairs in seconds, the set of
+        aggregation methods and the back window.
+    :raises MalformedPolicy: saying what is wrong, when the answer is not
+        an archive policy as Gnocchi's API returns one (a list, a string,
+        no definition, a null or odd granularity or timespan, a back
+        window that is not a whole number...).
+    """
+    if not isinstance(answer, dict):
+        raise MalformedPolicy('the answer is %s, not an object'
+                              % _kind(answer))
+    definition = answer.get('definition')
+    if definition is None or definition == []:
+        raise MalformedPolicy('it has no definition')
+    if not isinstance(definition, list):
+        raise MalformedPolicy('its definition is %s, not a list'
+                              % _kind(definition))
+    pairs = []
+    for item in definition:
+        if not isinstance(item, dict):
+            raise MalformedPolicy('a definition entry is %s, not an object'
+                                  % _kind(item))
+        granularity = _span(item, 'granularity')
+        if item.get('timespan') is not None:
+            timespan = _span(item, 'timespan')
+        elif item.get('points') is None:
+            # NOTE: Gnocchi's way to keep points forever; shortening it
+            # would delete data, which is the operator's decision.
+            raise MalformedPolicy(
+                'granularity %s has neither a timespan nor a number of '
+                'points (kept forever?)' % _show(item.get('granularity')))
+        elif _whole(item['points']) and 0 < item['points'] < 2 ** 53:
+            timespan = granularity * item['points']
+        else:
+            raise MalformedPolicy('points %s is not a whole number in 1..2**53'
+                                  % _show(item['points']))
+        pairs.append((granularity, timespan))
+    methods = answer.get('aggregation_methods')
+    if not isinstance(methods, list) or not all(
+            isinstance(m, str) for m in methods):
+        raise MalformedPolicy('aggregation_methods %s is not a list of '
+                              'names' % _show(methods))
+    back_window = answer.get('back_window')
+    if not _whole(back_window) or back_window < 0:
+        raise MalformedPolicy('back_window %s is not a whole number >= 0'
+                              % _show(back_window))
+    return sorted(pairs), set(methods), back_window
+
+
 def plan_archive_policy(wanted, existing):
     """Decide what to do about one archive policy.
 
     :param wanted: our policy dict (see :func:`archive_policies`).
-    :param existing: Gnocchi's policy dict, or None if it is missing.
+    :param existing: Gnocchi's answer for that policy (any JSON value), or
+        None if it is missing.
     :returns: ``(action, details)``; action is ``'create'``, ``'ok'``,
         ``'update'`` (``details`` is the PATCH body) or ``'conflict'``
         (``details`` is a list of human-readable differences Gnocchi cannot
         change in place).
+    :raises MalformedPolicy: if ``existing`` is not an archive policy.
     """
     if existing is None:
         return 'create', wanted
+    have_def, have_methods, have_back_window = read_policy(existing)
     conflicts = []
     want_def = sorted((to_seconds(d['granularity']), to_seconds(d['timespan']))
                       for d in wanted['definition'])
-    have_def = sorted((to_seconds(d['granularity']),
-                       to_seconds(d['timespan'])
-                       if d.get('timespan') is not None
-                       else to_seconds(d['granularity']) * d['points'])
-                      for d in existing['definition'])
     want_gran = [g for g, _t in want_def]
     have_gran = [g for g, _t in have_def]
     if want_gran != have_gran:
@@ -212,7 +311,6 @@ def plan_archive_policy(wanted, existing):
         # existing policy (UnsupportedArchivePolicyChange).
         conflicts.append('granularities are %s s, expected %s s' % (
             _fmt(have_gran), _fmt(want_gran)))
-    have_methods = set(existing.get('aggregation_methods') or ())
     want_methods = set(wanted['aggregation_methods'])
     if have_methods != want_methods:
         # NOTE: Gnocchi's PATCH only takes `definition` and `back_window`.
@@ -222,9 +320,8 @@ def plan_archive_policy(wanted, existing):
         return 'conflict', conflicts
     # NOTE: a larger back_window than ours is an operator's choice that
     # loses nothing; lowering it would make Gnocchi truncate raw data.
-    back_window = max(existing.get('back_window') or 0,
-                      wanted['back_window'])
-    if want_def != have_def or back_window != existing.get('back_window'):
+    back_window = max(have_back_window, wanted['back_window'])
+    if want_def != have_def or back_window != have_back_window:
         return 'update', {'definition': wanted['definition'],
                           'back_window': back_window}
     return 'ok', None

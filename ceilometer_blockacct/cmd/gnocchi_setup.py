@@ -9,28 +9,26 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""``gnocchi-setup`` and ``gen-resources`` subcommands.
+"""``ceilometer-blockacct gnocchi-setup``.
 
-``gnocchi-setup`` is the one place that creates, checks and updates our
-archive policies in Gnocchi (idempotent), and checks that the
-``instance_disk`` resource type, which ``ceilometer-upgrade`` creates,
-exists.  Every failure is one line on stderr and exit code 2.
+The one place that creates, checks and updates our archive policies in
+Gnocchi (idempotent), and checks that the ``instance_disk`` resource type,
+which ``ceilometer-upgrade`` creates, exists.  Every failure, an answer of
+Gnocchi it cannot read included, is one line on stderr and exit code 2;
+credentials in the URL are never printed.
 """
 
-import argparse
-import logging
-import sys
-import warnings
+import contextlib
 
+from ceilometer_blockacct.cmd import base
 from ceilometer_blockacct import gnocchi
 from ceilometer_blockacct import meters
 
-EXIT_OK = 0
-EXIT_ERROR = 2
 
-
-class SetupError(Exception):
+class SetupError(base.CommandError):
     """A failure to report as one line, with what to do about it."""
+
+    exit_code = base.EXIT_USAGE
 
 
 def make_client(url=None, user='admin', config_file=None, timeout=10.0):
@@ -39,37 +37,55 @@ def make_client(url=None, user='admin', config_file=None, timeout=10.0):
     With ``config_file``: the way Ceilometer's publisher builds it, from the
     file's ``[service_credentials]`` (keystone, or ``auth_type =
     gnocchi-basic`` with ``user`` and ``endpoint``).  Otherwise basic auth
-    (Gnocchi's ``[api] auth_mode = basic``) as ``user`` at ``url``.
+    (Gnocchi's ``[api] auth_mode = basic``) as ``user`` at ``url``; a user
+    and password in ``url`` win over ``user``.
     """
     if config_file:
-        # NOTE: imported here: Ceilometer's option tree is slow to import
-        # and only needed on this path.  Its imports warn that eventlet is
-        # deprecated, which would bury our one-line error on stderr.
-        with warnings.catch_warnings():
-            warnings.filterwarnings('ignore',
-                                    message=r'\s*Eventlet is deprecated')
-            from ceilometer import gnocchi_client
-            from ceilometer import keystone_client
-            from ceilometer import opts as ceilo_opts
-        from oslo_config import cfg
+        return _client_like_the_publisher(config_file, timeout)
+    from gnocchiclient import auth
+    from gnocchiclient.v1 import client
+    from keystoneauth1 import session
 
-        conf = cfg.ConfigOpts()
-        for group, options in ceilo_opts.list_opts():
-            conf.register_opts(list(options),
-                               group=None if group == 'DEFAULT' else group)
-        keystone_client.register_keystoneauth_opts(conf)
+    from ceilometer_blockacct.cmd import gnocchi_auth
+
+    url, url_user, password = gnocchi_auth.split_credentials(url)
+    if password is None:
+        plugin = auth.GnocchiBasicPlugin(user=url_user or user, endpoint=url)
+    else:
+        plugin = gnocchi_auth.BasicAuth(url_user or user, password, url)
+    return client.Client(session=session.Session(auth=plugin,
+                                                 timeout=timeout))
+
+
+def _client_like_the_publisher(config_file, timeout):
+    # NOTE: imported here: Ceilometer's option tree is slow to import and
+    # only needed on this path.
+    from ceilometer import gnocchi_client
+    from ceilometer import keystone_client
+    from ceilometer import opts as ceilo_opts
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    for group, options in ceilo_opts.list_opts():
+        conf.register_opts(list(options),
+                           group=None if group == 'DEFAULT' else group)
+    keystone_client.register_keystoneauth_opts(conf)
+    try:
         conf(['--config-file', config_file], project='ceilometer',
              default_config_files=[])
         keystone_client.post_register_keystoneauth_opts(conf)
         return gnocchi_client.get_gnocchiclient(conf,
                                                 request_timeout=timeout)
-    from gnocchiclient import auth
-    from gnocchiclient.v1 import client
-    from keystoneauth1 import session
+    except cfg.Error as exc:
+        raise SetupError('configuration: %s' % exc) from exc
 
-    plugin = auth.GnocchiBasicPlugin(user=user, endpoint=url)
-    return client.Client(session=session.Session(auth=plugin,
-                                                 timeout=timeout))
+
+def bare_url(url):
+    """``url`` as it may be shown: without user and password."""
+    if not url:
+        return url
+    from ceilometer_blockacct.cmd import gnocchi_auth
+    return gnocchi_auth.split_credentials(url)[0]
 
 
 def translate_error(exc, url=None):
@@ -80,7 +96,7 @@ def translate_error(exc, url=None):
     from gnocchiclient import exceptions as g_exc
     from keystoneauth1 import exceptions as ka_exc
 
-    where = ' at %s' % url if url else ''
+    where = ' at %s' % bare_url(url) if url else ''
     status = getattr(exc, 'code', None) or getattr(exc, 'http_status', None)
     if isinstance(exc, (g_exc.ConnectionFailure, g_exc.ConnectionTimeout,
                         g_exc.UnknownConnectionError, g_exc.SSLError,
@@ -102,36 +118,120 @@ def translate_error(exc, url=None):
     return None
 
 
-def ensure_archive_policies(client, wanted=None):
+@contextlib.contextmanager
+def _request(what, url):
+    """Any failure of one request to Gnocchi, as one :class:`SetupError`."""
+    try:
+        yield
+    except Exception as exc:
+        error = translate_error(exc, url)
+        if error is not None:
+            raise error from exc
+        if isinstance(exc, (ValueError, TypeError, AttributeError,
+                            KeyError)):
+            # NOTE: gnocchiclient parses bodies without checking them: an
+            # HTML page, a list or a string where it expects a JSON object
+            # fails inside it with one of these.
+            where = ' at %s' % bare_url(url) if url else ''
+            raise SetupError('Gnocchi%s gave an answer to %s that is not '
+                             "Gnocchi's API (%s: %s)"
+                             % (where, what, type(exc).__name__, exc)
+                             ) from exc
+        raise
+
+
+class _Gnocchi(object):
+    """The few requests gnocchi-setup makes, each failure a SetupError."""
+
+    def __init__(self, client, url=None):
+        self.client = client
+        self.url = url
+
+    def get_policy(self, name):
+        """Gnocchi's answer for policy ``name``, or None if it has none."""
+        from gnocchiclient import exceptions as g_exc
+
+        what = 'GET archive policy %s' % name
+        with _request(what, self.url):
+            try:
+                answer = self.client.archive_policy.get(name)
+            except (g_exc.ArchivePolicyNotFound, g_exc.NotFound):
+                return None
+            if not isinstance(answer, dict):
+                # NOTE: not a policy at all (a list, a string): more likely
+                # a wrong URL than a policy to fix.
+                raise TypeError('%s where an object was expected'
+                                % type(answer).__name__)
+        return answer
+
+    def create_policy(self, policy):
+        """Create ``policy``; False if it exists already (a race)."""
+        from gnocchiclient import exceptions as g_exc
+
+        with _request('POST archive policy %s' % policy['name'], self.url):
+            try:
+                self.client.archive_policy.create(policy)
+                return True
+            except g_exc.ArchivePolicyAlreadyExists:
+                return False
+
+    def update_policy(self, name, body):
+        with _request('PATCH archive policy %s' % name, self.url):
+            self.client.archive_policy.update(name, body)
+
+    def has_resource_type(self, name):
+        from gnocchiclient import exceptions as g_exc
+
+        with _request('GET resource type %s' % name, self.url):
+            try:
+                self.client.resource_type.get(name)
+                return True
+            except (g_exc.ResourceTypeNotFound, g_exc.NotFound):
+                return False
+
+    def plan(self, policy, existing):
+        """:func:`gnocchi.plan_archive_policy`, a bad answer a SetupError."""
+        try:
+            return gnocchi.plan_archive_policy(policy, existing)
+        except gnocchi.MalformedPolicy as exc:
+            where = ' at %s' % bare_url(self.url) if self.url else ''
+            raise SetupError(
+                'Gnocchi%s answered GET archive policy %s with what is not '
+                'an archive policy: %s; fix or delete it (gnocchi '
+                'archive-policy delete NAME) and run gnocchi-setup again'
+                % (where, policy['name'], exc)) from exc
+
+
+def ensure_archive_policies(client, wanted=None, url=None):
     """Create missing policies, update changeable ones, report the rest.
 
     :returns: list of ``(name, action)`` with action in 'created',
         'updated', 'ok'.
     :raises SetupError: naming every difference Gnocchi cannot change in
-        place (granularities, aggregation methods) and what to do.
+        place (granularities, aggregation methods) and what to do; and for
+        any failed request or unreadable answer.
     """
-    from gnocchiclient import exceptions as g_exc
-
+    server = _Gnocchi(client, url)
     wanted = gnocchi.archive_policies() if wanted is None else wanted
     report, conflicts = [], []
     for policy in wanted:
-        try:
-            existing = client.archive_policy.get(policy['name'])
-        except (g_exc.ArchivePolicyNotFound, g_exc.NotFound):
-            existing = None
-        action, details = gnocchi.plan_archive_policy(policy, existing)
+        action, details = server.plan(policy,
+                                      server.get_policy(policy['name']))
         if action == 'create':
-            try:
-                client.archive_policy.create(policy)
+            if server.create_policy(policy):
                 report.append((policy['name'], 'created'))
                 continue
-            except g_exc.ArchivePolicyAlreadyExists:
-                # NOTE: another setup run created it meanwhile: check what
-                # it created like any existing policy.
-                action, details = gnocchi.plan_archive_policy(
-                    policy, client.archive_policy.get(policy['name']))
+            # NOTE: another setup run created it meanwhile: check what it
+            # created like any existing policy.
+            action, details = server.plan(policy,
+                                          server.get_policy(policy['name']))
+            if action == 'create':
+                raise SetupError('Gnocchi%s says archive policy %s exists '
+                                 'and that it does not' % (
+                                     ' at %s' % bare_url(url) if url else '',
+                                     policy['name']))
         if action == 'update':
-            client.archive_policy.update(policy['name'], details)
+            server.update_policy(policy['name'], details)
             report.append((policy['name'], 'updated'))
         elif action == 'conflict':
             conflicts.append('%s: %s' % (policy['name'], '; '.join(details)))
@@ -146,92 +246,69 @@ def ensure_archive_policies(client, wanted=None):
     return report
 
 
-def check_resource_type(client, name=meters.RESOURCE_TYPE):
+def check_resource_type(client, name=meters.RESOURCE_TYPE, url=None):
     """Raise :class:`SetupError` unless resource type ``name`` exists."""
-    from gnocchiclient import exceptions as g_exc
-
-    try:
-        client.resource_type.get(name)
-    except (g_exc.ResourceTypeNotFound, g_exc.NotFound):
+    if not _Gnocchi(client, url).has_resource_type(name):
         raise SetupError(
             'Gnocchi has no resource type %r: run ceilometer-upgrade (it '
             'creates Ceilometer\'s resource types) and then gnocchi-setup '
-            'again' % name) from None
+            'again' % name)
 
 
-def setup(client, resource_type=meters.RESOURCE_TYPE):
-    """Everything ``gnocchi-setup`` does; returns the policy report."""
-    report = ensure_archive_policies(client)
-    check_resource_type(client, resource_type)
+def setup(client, resource_type=meters.RESOURCE_TYPE, url=None):
+    """Everything ``gnocchi-setup`` does; returns the policy report.
+
+    :raises SetupError: for every failure (see the module docstring).
+    """
+    report = ensure_archive_policies(client, url=url)
+    check_resource_type(client, resource_type, url)
     return report
 
 
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog='ceilometer-blockacct gnocchi-setup',
-        description=__doc__.split('\n\n')[1].replace('\n', ' '))
-    parser.add_argument('--gnocchi-url',
-                        help='Gnocchi endpoint, with basic auth '
-                             '(Gnocchi [api] auth_mode = basic)')
-    parser.add_argument('--user', default='admin',
-                        help='basic-auth user (default: admin; Gnocchi '
-                             'gives the admin role to "admin" only)')
-    parser.add_argument('--config-file',
-                        help='a ceilometer.conf whose [service_credentials] '
-                             'reach Gnocchi, as the publisher does')
-    parser.add_argument('--timeout', type=float, default=10.0,
-                        help='seconds per HTTP request (default: 10)')
-    parser.add_argument('--debug', action='store_true',
-                        help='log HTTP requests and retries on stderr')
-    return parser
+class GnocchiSetup(base.Command):
+    """Create or check our Gnocchi archive policies (idempotent).
 
+    Also checks that the instance_disk resource type, which
+    ceilometer-upgrade creates, exists.  Any failure: one line on stderr,
+    exit code 2.
+    """
 
-def main(argv=None):
-    """Entry point of ``ceilometer-blockacct gnocchi-setup``."""
-    args = _parser().parse_args(argv)
-    if args.debug:
-        logging.basicConfig(level=logging.DEBUG)
-    else:
-        # NOTE: keystoneauth logs each connection retry as a warning,
-        # which Python would print; the error line below says it all.
-        logging.getLogger().addHandler(logging.NullHandler())
-    if bool(args.gnocchi_url) == bool(args.config_file):
-        print('gnocchi-setup: give exactly one of --gnocchi-url and '
-              '--config-file', file=sys.stderr)
-        return EXIT_ERROR
-    try:
-        client = make_client(args.gnocchi_url, args.user, args.config_file,
-                             args.timeout)
-        report = setup(client)
-    except SetupError as exc:
-        print('gnocchi-setup: %s' % exc, file=sys.stderr)
-        return EXIT_ERROR
-    except Exception as exc:
-        error = translate_error(exc, args.gnocchi_url)
-        if error is None:
-            raise
-        print('gnocchi-setup: %s' % error, file=sys.stderr)
-        return EXIT_ERROR
-    for name, action in report:
-        print('archive policy %s: %s' % (name, action))
-    print('resource type %s: ok' % meters.RESOURCE_TYPE)
-    return EXIT_OK
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument('--gnocchi-url',
+                            help='Gnocchi endpoint, with basic auth '
+                                 '(Gnocchi [api] auth_mode = basic); '
+                                 'user:password@ in it is never printed')
+        parser.add_argument('--user', default='admin',
+                            help='basic-auth user (default: admin; Gnocchi '
+                                 'gives the admin role to "admin" only)')
+        parser.add_argument('--config-file',
+                            help='a ceilometer.conf whose '
+                                 '[service_credentials] reach Gnocchi, as '
+                                 'the publisher does')
+        parser.add_argument('--timeout', type=float, default=10.0,
+                            help='seconds per HTTP request (default: 10)')
+        return parser
 
-
-def gen_resources(argv=None):
-    """Entry point of ``ceilometer-blockacct gen-resources``."""
-    parser = argparse.ArgumentParser(
-        prog='ceilometer-blockacct gen-resources',
-        description='Write the Gnocchi resources definition for '
-                    "Ceilometer's gnocchi publisher: the installed "
-                    "Ceilometer's whole file plus our policies and meters.")
-    parser.add_argument('--output', '-o',
-                        help='file to write (default: stdout)')
-    args = parser.parse_args(argv)
-    text = gnocchi.dump_resources_definition()
-    if args.output:
-        with open(args.output, 'w', encoding='utf-8') as out:
-            out.write(text)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
+    def take_action(self, parsed_args):
+        if bool(parsed_args.gnocchi_url) == bool(parsed_args.config_file):
+            raise SetupError('give exactly one of --gnocchi-url and '
+                             '--config-file')
+        url = parsed_args.gnocchi_url
+        try:
+            client = make_client(url, parsed_args.user,
+                                 parsed_args.config_file,
+                                 parsed_args.timeout)
+        except Exception as exc:
+            # NOTE: e.g. keystoneauth's missing-option errors of a
+            # [service_credentials] section.
+            error = translate_error(exc, url)
+            if error is None:
+                raise
+            raise error from exc
+        report = setup(client, url=url)
+        for name, action in report:
+            self.app.stdout.write('archive policy %s: %s\n' % (name, action))
+        self.app.stdout.write('resource type %s: ok\n'
+                              % meters.RESOURCE_TYPE)
+        return base.EXIT_OK

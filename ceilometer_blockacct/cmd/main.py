@@ -9,55 +9,128 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""``ceilometer-blockacct SUBCOMMAND [ARGS]``: the console script.
+"""``ceilometer-blockacct SUBCOMMAND [ARGS]``: one cliff application.
 
-To add a subcommand, add one line to :data:`SUBCOMMANDS`: its name, the
-``module:function`` that takes ``argv`` (the arguments after the
-subcommand) and returns an exit code, and a one-line help.  Modules are
-imported only when their subcommand runs, so a slow import costs nothing to
-the others.
+Every subcommand is a cliff command class under this package, registered
+in the :data:`NAMESPACE` entry-point group of setup.cfg (the entry point
+name is the subcommand).  ``ceilometer-blockacct help`` lists them.
 """
 
-import importlib
+import argparse
+import logging
 import sys
 
-SUBCOMMANDS = {
-    'gnocchi-setup': ('ceilometer_blockacct.cmd.gnocchi_setup:main',
-                      'create or check our Gnocchi archive policies'),
-    'gen-resources': ('ceilometer_blockacct.cmd.gnocchi_setup:gen_resources',
-                      'write the Gnocchi resources definition file'),
-    'gen-docs': ('ceilometer_blockacct.docs:gen_docs',
-                 "rewrite the README's meter table from the meter table"),
-    'gen-cloudkitty': ('ceilometer_blockacct.cloudkitty:gen_cloudkitty',
-                       "write CloudKitty's metrics.yml for the billable "
-                       'meters'),
-    'show': ('ceilometer_blockacct.cmd.show:main',
-             "an iostat-like view of this host's VM disks"),
-}
+from cliff import app
+from cliff import commandmanager
+import pbr.version
+
+from ceilometer_blockacct.cmd import base
+
+NAMESPACE = 'ceilometer_blockacct.cli'
+PROG = 'ceilometer-blockacct'
+
+# Console level per -q / (default) / -v / -vv; --debug means -vv.
+_CONSOLE_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO}
 
 
-def _usage():
-    width = max(len(name) for name in SUBCOMMANDS)
-    lines = ['usage: ceilometer-blockacct SUBCOMMAND [-h] [ARGS]', '',
-             'subcommands:']
-    lines += ['  %-*s  %s' % (width, name, text)
-              for name, (_target, text) in sorted(SUBCOMMANDS.items())]
-    return '\n'.join(lines)
+def version():
+    """The installed package's version, as pbr computed it."""
+    return pbr.version.VersionInfo('ceilometer-blockacct').release_string()
+
+
+class _OursOnly(logging.Filter):
+    """At the default verbosity, libraries' records stay off the console.
+
+    keystoneauth logs every connection retry as a warning and Ceilometer's
+    imports warn about eventlet: on the console they would bury the one
+    line that says what went wrong.  ``-v`` or ``--debug`` shows them.
+    """
+
+    def filter(self, record):
+        return record.name.partition('.')[0] in ('ceilometer_blockacct',
+                                                 PROG)
+
+
+class BlockacctApp(app.App):
+    """The ``ceilometer-blockacct`` application."""
+
+    NAME = PROG
+    LOG = logging.getLogger(PROG)
+
+    def __init__(self, stdin=None, stdout=None, stderr=None):
+        super().__init__(
+            description=__doc__.splitlines()[0].partition(': ')[2],
+            version=version(),
+            command_manager=commandmanager.CommandManager(NAMESPACE),
+            stdin=stdin, stdout=stdout, stderr=stderr,
+            deferred_help=True)
+        self._handlers = []
+
+    def build_option_parser(self, description, version,
+                            argparse_kwargs=None):
+        # NOTE: the application's parser sees every argument first: with
+        # abbreviations, a subcommand's --log would be taken as --log-file.
+        parser = super().build_option_parser(
+            description, version, argparse_kwargs={'allow_abbrev': False})
+        for action in parser._actions:
+            if isinstance(action, argparse._VersionAction):
+                # cliff names the program after sys.argv[0].
+                action.version = '%s %s' % (PROG, version)
+        return parser
+
+    def configure_logging(self):
+        """cliff's handlers, redacted, at our levels; warnings logged."""
+        if self.options.debug:
+            self.options.verbose_level = 3
+        root = logging.getLogger()
+        before = list(root.handlers)
+        super().configure_logging()
+        self._handlers = [h for h in root.handlers if h not in before]
+        console_level = _CONSOLE_LEVELS.get(self.options.verbose_level,
+                                            logging.DEBUG)
+        for handler in self._handlers:
+            handler.setFormatter(base.RedactingFormatter(
+                handler.formatter._fmt if handler.formatter else None))
+            if isinstance(handler, logging.FileHandler):
+                continue
+            handler.setLevel(console_level)
+            if self.options.verbose_level <= 1:
+                handler.addFilter(_OursOnly())
+        logging.captureWarnings(True)
+
+    def interact(self):
+        """No interactive shell: without a subcommand, print the usage."""
+        names = sorted(name for name, _ep in self.command_manager
+                       if name not in ('complete', 'help'))
+        self.stderr.write(
+            'usage: %s [--version] [-v | -q] [--debug] SUBCOMMAND [ARGS]\n'
+            'subcommands: %s (%s help SUBCOMMAND tells more)\n'
+            % (PROG, ', '.join(names), PROG))
+
+    def run(self, argv):
+        """Run one subcommand; return its exit code."""
+        try:
+            result = super().run(argv)
+            if self.interactive_mode:
+                return base.EXIT_USAGE
+            return result
+        except SystemExit as exc:
+            # NOTE: argparse exits 2 on bad arguments and 0 after --help.
+            return exc.code if isinstance(exc.code, int) else base.EXIT_USAGE
+        finally:
+            # Several runs in one process (tests) must not pile handlers.
+            root = logging.getLogger()
+            for handler in self._handlers:
+                root.removeHandler(handler)
+                handler.close()
+            self._handlers = []
+            logging.captureWarnings(False)
 
 
 def main(argv=None):
-    """Dispatch to the subcommand named by the first argument."""
+    """Console script ``ceilometer-blockacct``."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv or argv[0] in ('-h', '--help'):
-        print(_usage())
-        return 0 if argv else 2
-    name, rest = argv[0], argv[1:]
-    if name not in SUBCOMMANDS:
-        print('ceilometer-blockacct: unknown subcommand %r\n\n%s'
-              % (name, _usage()), file=sys.stderr)
-        return 2
-    module, _sep, func = SUBCOMMANDS[name][0].partition(':')
-    return getattr(importlib.import_module(module), func)(rest)
+    return BlockacctApp().run(argv)
 
 
 if __name__ == '__main__':

@@ -15,20 +15,20 @@ Reads the host's running VMs with the same sources and derivation code as
 the pollsters (nothing is published, no state is written) and prints every
 counter and the per-interval values of each disk, with cliff's formatters
 (``-f table``, ``-f json``, ``-f csv`` ...).  ``--watch N`` refreshes every
-N seconds like ``iostat N``.
+N seconds like ``iostat N``.  It reads the polling agent's configuration
+(``--config-file``, else the ceilometer.conf oslo.config finds): [DEFAULT]
+libvirt_uri and the [blockacct] options, which its own options override.
 """
 
+import argparse
 import time
 
-from cliff import app
-from cliff import commandmanager
-from cliff import lister
 import libvirt
-from oslo_config import cfg
 
+from ceilometer_blockacct.cmd import base
+from ceilometer_blockacct.cmd import config
 from ceilometer_blockacct import derive
 from ceilometer_blockacct import meters
-from ceilometer_blockacct import opts
 from ceilometer_blockacct.sources import reader as reader_mod
 
 # Raw counters shown, in this order, with short headers.
@@ -56,40 +56,75 @@ RATES = [(meters.BY_NAME['disk.device.%s.delta' % n], h) for n, h in (
 NO_LIMITS = derive.Limits(2 ** 63, 2 ** 63, 2 ** 63)
 
 
-class UsageError(Exception):
-    """A clear, one-line error for the operator (cliff prints it)."""
+class ShowError(base.CommandError):
+    """libvirt cannot be reached, or runs no domain."""
 
 
-class Show(lister.Lister):
+def _positive(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError('must be > 0: %r' % text)
+    return value
+
+
+def derive_one(meter, key, reading, disk, baseline):
+    """The pollsters' derivation of one meter for one disk, for display.
+
+    :returns: (volume or None, new baseline or None to keep the old one)
+    """
+    point = derive.Point(key=key, counters=disk.counters,
+                         epoch=reading.epoch, mono_ns=reading.mono_ns,
+                         account_failed=disk.account_failed,
+                         device_id=disk.device_id)
+    return derive.compute(meter, point, baseline, NO_LIMITS)
+
+
+class Show(base.Lister):
     """Show every VM disk's counters and per-interval values."""
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.add_argument('--libvirt-uri', default='qemu:///system',
-                            help='libvirt URI (default: %(default)s)')
-        parser.add_argument('--no-qmp', action='store_true',
-                            help='read libvirt bulk stats on a read-only '
-                                 'connection only (no failed/invalid/idle)')
-        parser.add_argument('--interval', type=float, default=1.0,
+        config.add_config_file_argument(parser)
+        # NOTE: no argparse defaults below: a value only in the config file
+        # must win over a default nobody typed.
+        parser.add_argument('--libvirt-uri',
+                            help='libvirt URI (default: [blockacct] '
+                                 'libvirt_uri, else [DEFAULT] libvirt_uri, '
+                                 'else what libvirt_type implies: '
+                                 'qemu:///system)')
+        qmp = parser.add_mutually_exclusive_group()
+        qmp.add_argument('--qmp', dest='enable_qmp', action='store_true',
+                         default=None,
+                         help='read QMP query-blockstats (default: '
+                              '[blockacct] enable_qmp, true)')
+        qmp.add_argument('--no-qmp', dest='enable_qmp',
+                         action='store_false', default=None,
+                         help='read libvirt bulk stats on a read-only '
+                              'connection only (no failed/invalid/idle)')
+        parser.add_argument('--interval', type=_positive, default=1.0,
                             help='seconds between the two reads that give '
                                  'the per-interval values (default 1)')
-        parser.add_argument('--watch', type=float, metavar='N',
+        parser.add_argument('--watch', type=_positive, metavar='N',
                             help='refresh every N seconds until Ctrl-C')
-        parser.add_argument('--timeout', type=float, default=5.0,
-                            help='deadline for reading one VM (seconds)')
+        parser.add_argument('--timeout', type=_positive,
+                            help='deadline for reading one VM in seconds '
+                                 '(default: [blockacct] read_timeout, 5)')
         return parser
 
+    @staticmethod
+    def load_conf(parsed_args):
+        """The agent's configuration with this command's options on top."""
+        return config.load(parsed_args.config_file, {
+            'libvirt_uri': parsed_args.libvirt_uri,
+            'enable_qmp': parsed_args.enable_qmp,
+            'read_timeout': parsed_args.timeout})
+
     def _setup(self, parsed_args):
-        conf = cfg.ConfigOpts()
-        opts.register_opts(conf)
-        conf([], project='ceilometer')
-        conf.set_override('libvirt_uri', parsed_args.libvirt_uri,
-                          opts.GROUP)
-        conf.set_override('enable_qmp', not parsed_args.no_qmp, opts.GROUP)
-        conf.set_override('read_timeout', parsed_args.timeout, opts.GROUP)
+        conf = self.load_conf(parsed_args)
+        libvirt.registerErrorHandler(_quiet, None)
         self.reader = reader_mod.Reader(conf)
+        self.uri = self.reader.uri
         self.baselines = {}
-        self.uri = parsed_args.libvirt_uri
 
     def _domains(self):
         try:
@@ -97,13 +132,13 @@ class Show(lister.Lister):
             doms = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
             return {d.UUIDString(): d.name() for d in doms}
         except libvirt.libvirtError as e:
-            raise UsageError('cannot reach libvirt at %s: %s'
-                             % (self.uri, e.get_error_message()))
+            raise ShowError('cannot reach libvirt at %s: %s'
+                            % (self.uri, e.get_error_message()))
 
     def _rows(self):
         names = self._domains()
         if not names:
-            raise UsageError('no running domains at %s' % self.uri)
+            raise ShowError('no running domains at %s' % self.uri)
         readings = self.reader.read(names)
         rows = []
         for uuid, reading in sorted(readings.items(),
@@ -114,15 +149,11 @@ class Show(lister.Lister):
 
     def _row(self, name, uuid, reading, disk):
         key = '%s-%s' % (uuid, disk.dev)
-        point = derive.Point(key=key, counters=disk.counters,
-                             epoch=reading.epoch, mono_ns=reading.mono_ns,
-                             account_failed=disk.account_failed)
         row = [name, disk.dev, reading.source]
         row += [disk.counters.get(f) for f, _h in COUNTERS]
         for m, _h in DERIVED + RATES:
-            volume, new = derive.compute(m, point,
-                                         self.baselines.get((key, m.name)),
-                                         True, NO_LIMITS)
+            volume, new = derive_one(m, key, reading, disk,
+                                     self.baselines.get((key, m.name)))
             if new is not None:
                 self.baselines[(key, m.name)] = new
             if m.kind == meters.KIND_DELTA and volume is not None:
@@ -159,22 +190,5 @@ class Show(lister.Lister):
         return self.columns(), self._rows()
 
 
-class ShowApp(app.App):
-    """A one-command cliff application for ``ceilometer-blockacct show``."""
-
-    def __init__(self):
-        manager = commandmanager.CommandManager('ceilometer_blockacct.cli')
-        manager.add_command('show', Show)
-        super().__init__(description=__doc__.splitlines()[0],
-                         version='1', command_manager=manager,
-                         deferred_help=True)
-
-
 def _quiet(_ctx, _err):
     """libvirt prints every error to stderr; ours are clearer."""
-
-
-def main(argv):
-    """Entry point of the ``show`` subcommand."""
-    libvirt.registerErrorHandler(_quiet, None)
-    return ShowApp().run(['show'] + list(argv))

@@ -21,6 +21,7 @@ import testtools
 import yaml
 
 from ceilometer_blockacct import cloudkitty
+from ceilometer_blockacct.cmd import main as cmd_main
 from ceilometer_blockacct import gnocchi
 from ceilometer_blockacct import meters
 
@@ -116,12 +117,15 @@ class TestMetricsConfig(testtools.TestCase):
 
     def test_gen_cloudkitty_command(self):
         out = self.useFixture(fixtures.TempDir()).join('metrics.yml')
-        self.assertEqual(0, cloudkitty.gen_cloudkitty(['-o', out]))
+        self.assertEqual(0, cmd_main.main(['gen-cloudkitty', '-o', out]))
         with open(out, encoding='utf-8') as f:
             self.assertEqual(self.text, f.read())
-        stdout = io.StringIO()
-        with mock.patch('sys.stdout', stdout):
-            self.assertEqual(0, cloudkitty.gen_cloudkitty(
-                ['--period', '60', '--raw-units']))
+        stdout = self.useFixture(fixtures.MonkeyPatch(
+            'sys.stdout', io.StringIO())).new_value
+        self.assertEqual(0, cmd_main.main(
+            ['gen-cloudkitty', '--period', '60', '--raw-units']))
         data = yaml.safe_load(stdout.getvalue())['metrics']
         self.assertEqual(1, data['disk.device.read.bytes.delta']['factor'])
+        self.assertEqual(
+            60, data['disk.device.read.bytes.delta']['extra_args'][
+                'force_granularity'])

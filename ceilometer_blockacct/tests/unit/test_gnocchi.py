@@ -66,7 +66,9 @@ class TestArchivePolicies(testtools.TestCase):
                               ('400 days, 0:00:00', 400 * 86400),
                               (60.0, 60), ('3600', 3600)]:
             self.assertEqual(seconds, gnocchi.to_seconds(text), text)
-        self.assertRaises(ValueError, gnocchi.to_seconds, 'soon')
+        for odd in ('soon', None, True, 'nan', float('inf'), '-5', [60],
+                    '1.2.3 seconds', 10 ** 400, '', '5 fortnights'):
+            self.assertRaises(ValueError, gnocchi.to_seconds, odd)
 
 
 class TestResourcesDefinition(testtools.TestCase):
@@ -214,6 +216,49 @@ class TestPlan(testtools.TestCase):
         self.assertEqual(['granularities are 60/3600 s, expected '
                           '1/60/3600 s'], details)
 
+    def test_malformed_answers(self):
+        good = _api_form(self.wanted)
+        cases = [
+            ([good], 'the answer is a list, not an object'),
+            ('blockacct-rate', 'the answer is a string, not an object'),
+            (dict(good, definition=None), 'it has no definition'),
+            (dict(good, definition={}), 'its definition is an object, '
+             'not a list'),
+            (dict(good, definition=[{'granularity': None, 'points': 5}]),
+             'granularity None is no length of time'),
+            (dict(good, definition=[{'granularity': '0:00:00',
+                                     'timespan': '1:00:00'}]),
+             "granularity '0:00:00' is not > 0"),
+            (dict(good, definition=[{'granularity': 1, 'timespan': None,
+                                     'points': None}]),
+             'granularity 1 has neither a timespan nor a number of points '
+             '(kept forever?)'),
+            (dict(good, definition=[{'granularity': 1, 'timespan': None,
+                                     'points': 0}]),
+             'points 0 is not a whole number in 1..2**53'),
+            (dict(good, definition=[{'granularity': 1, 'timespan': None,
+                                     'points': 2 ** 60}]),
+             'points 1152921504606846976 is not a whole number in 1..2**53'),
+            (dict(good, back_window='1'),
+             "back_window '1' is not a whole number >= 0"),
+            (dict(good, back_window=True),
+             'back_window True is not a whole number >= 0'),
+            (dict(good, aggregation_methods=None),
+             'aggregation_methods None is not a list of names'),
+        ]
+        for answer, message in cases:
+            exc = self.assertRaises(gnocchi.MalformedPolicy,
+                                    gnocchi.plan_archive_policy,
+                                    self.wanted, answer)
+            self.assertEqual(message, str(exc))
+
+    def test_timespan_from_points(self):
+        have = _api_form(self.wanted)
+        for item in have['definition']:
+            item['timespan'] = None
+        self.assertEqual(('ok', None),
+                         gnocchi.plan_archive_policy(self.wanted, have))
+
     def test_methods_conflict(self):
         have = _api_form(self.wanted, aggregation_methods=['mean'])
         action, details = gnocchi.plan_archive_policy(self.wanted, have)
@@ -278,6 +323,32 @@ class TestSetup(testtools.TestCase):
         manager.create = real_create
         self.assertEqual([(n, 'ok') for n in AGG_ORDER],
                          gnocchi_setup.setup(client))
+
+    def test_policy_gone_after_a_concurrent_create(self):
+        client = FakeClient()
+
+        def racing_create(policy):
+            raise g_exc.ArchivePolicyAlreadyExists(409, 'exists')
+        client.archive_policy.create = racing_create
+        exc = self.assertRaises(gnocchi_setup.SetupError,
+                                gnocchi_setup.setup, client)
+        self.assertEqual('Gnocchi says archive policy blockacct-rate exists '
+                         'and that it does not', str(exc))
+
+    def test_malformed_policy_is_a_setup_error(self):
+        policy = gnocchi.archive_policies()[0]
+        client = FakeClient({policy['name']: dict(_api_form(policy),
+                                                  back_window='1')})
+        exc = self.assertRaises(gnocchi_setup.SetupError,
+                                gnocchi_setup.setup, client,
+                                url='http://u:pw@gnocchi:8041')
+        self.assertEqual(
+            "Gnocchi at http://gnocchi:8041 answered GET archive policy "
+            "blockacct-rate with what is not an archive policy: back_window "
+            "'1' is not a whole number >= 0; fix or delete it (gnocchi "
+            'archive-policy delete NAME) and run gnocchi-setup again',
+            str(exc))
+        self.assertEqual(2, exc.exit_code)
 
     def test_updates_back_window(self):
         policies = {p['name']: _api_form(p, back_window=0)
