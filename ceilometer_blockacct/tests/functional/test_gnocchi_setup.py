@@ -141,9 +141,29 @@ class TestSharedStack(testtools.TestCase):
         anonymous = g_client.Client(
             session=session.Session(),
             adapter_options={'endpoint_override': self.stack.url})
-        exc = self.assertRaises(g_exc.Unauthorized, gnocchi_setup.setup,
-                                anonymous)
-        self.assertIn('401', str(gnocchi_setup.translate_error(exc)))
+        exc = self.assertRaises(gnocchi_setup.SetupError,
+                                gnocchi_setup.setup, anonymous,
+                                url=self.stack.url)
+        self.assertIn('Gnocchi at %s refused the credentials (401 '
+                      'Unauthorized)' % self.stack.url, str(exc))
+        self.assertIsInstance(exc.__cause__, g_exc.Unauthorized)
+
+    def test_credentials_in_the_url_are_used_and_never_shown(self):
+        log = self.useFixture(fixtures.TempDir()).join('cli.log')
+        url = self.stack.url.replace('://', '://admin:n0t-Shown@')
+        result = subprocess.run(
+            [CLI, '--debug', '--log-file', log, 'gnocchi-setup',
+             '--gnocchi-url', url], capture_output=True, text=True,
+            timeout=120)
+        self.assertEqual(0, result.returncode, result.stderr)
+        self.assertIn('resource type instance_disk: ok', result.stdout)
+        with open(log) as f:
+            logged = f.read()
+        # --debug logged every request, with the bare URL.
+        self.assertIn('GET %s/v1/archive_policy/blockacct-rate'
+                      % self.stack.url, logged)
+        for text in (result.stdout, result.stderr, logged):
+            self.assertNotIn('n0t-Shown', text)
 
     def test_unreachable(self):
         url = 'http://127.0.0.1:%d' % gnocchi_stack.free_port()
@@ -168,7 +188,15 @@ class TestFreshGnocchi(testtools.TestCase):
         client = stack.client()
         url = ['--gnocchi-url', stack.url]
 
-        # A user without the admin role cannot create policies.
+        # A user without the admin role cannot create policies, whether
+        # named in the URL (whose password is never shown) or by --user.
+        result = _cli('--gnocchi-url',
+                      stack.url.replace('://', '://nobody:n0t-Shown@'))
+        self.assertEqual(2, result.returncode, result.stdout)
+        self.assertEqual(
+            'gnocchi-setup: Gnocchi at %s refused the request (403 '
+            'Forbidden): managing archive policies needs the admin role '
+            '(user "admin" with basic auth)\n' % stack.url, result.stderr)
         result = _cli(*url, '--user', 'nobody')
         self.assertEqual(2, result.returncode, result.stdout)
         self.assertIn('403 Forbidden', result.stderr)

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 
+import fixtures
 import testtools
 
 from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
@@ -68,14 +69,44 @@ class TestShow(testtools.TestCase):
         self.assertEqual(0, out.returncode, out.stderr)
         self.assertRegex(out.stdout, r'\| hda +\| bulk +\| +5 \| None +\|')
 
+    def test_reads_the_agent_config_file(self):
+        host = libvirt_host.get_shared_host()
+        guest = self.useFixture(guest_mod.Guest(host, DISKS))
+        guest.wait_done()
+        conf = self.useFixture(fixtures.TempDir()).join('ceilometer.conf')
+        with open(conf, 'w') as f:
+            f.write('[DEFAULT]\nlibvirt_uri = %s\n[blockacct]\n'
+                    'enable_qmp = false\n' % host.uri)
+        columns = ['-c', 'domain', '-c', 'dev', '-c', 'source', '-c',
+                   'fl_ops', '-c', 'wr_invalid']
+        out = show('--config-file', conf, '-f', 'json', '--interval', '0.1',
+                   *columns)
+        self.assertEqual(0, out.returncode, out.stderr)
+        rows = {r['dev']: r for r in json.loads(out.stdout)
+                if r['domain'] == guest.name}
+        self.assertEqual({'domain': guest.name, 'dev': 'hda',
+                          'source': 'bulk', 'fl_ops': 5, 'wr_invalid': None},
+                         rows['hda'])
+        # The command line wins over the file.
+        out = show('--config-file', conf, '--qmp', '-f', 'json',
+                   '--interval', '0.1', *columns)
+        self.assertEqual(0, out.returncode, out.stderr)
+        rows = {r['dev']: r for r in json.loads(out.stdout)
+                if r['domain'] == guest.name}
+        self.assertEqual(('qmp', 1), (rows['vda']['source'],
+                                      rows['vda']['wr_invalid']))
+
     def test_unreachable_libvirt(self):
         out = show('--libvirt-uri', 'qemu+unix:///system?socket=/nonexistent')
         self.assertEqual(1, out.returncode)
-        self.assertIn('cannot reach libvirt at qemu+unix:///system?socket='
-                      '/nonexistent', out.stderr)
+        self.assertEqual(
+            "show: cannot reach libvirt at qemu+unix:///system?socket="
+            "/nonexistent: Failed to connect socket to '/nonexistent': No "
+            'such file or directory\n', out.stderr)
 
     def test_no_domains(self):
         host = self.useFixture(libvirt_host.LibvirtHost())
         out = show('--libvirt-uri', host.uri)
         self.assertEqual(1, out.returncode)
-        self.assertIn('no running domains at', out.stderr)
+        self.assertEqual('show: no running domains at %s\n' % host.uri,
+                         out.stderr)
