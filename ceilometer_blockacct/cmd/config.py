@@ -28,21 +28,26 @@ class ConfigError(base.CommandError):
 
 
 def add_config_file_argument(parser):
-    """``--config-file``, repeatable, as Ceilometer's agents take it."""
+    """``--config-file`` and ``--config-dir``, as Ceilometer's agents."""
     parser.add_argument(
         '--config-file', action='append', default=[], metavar='PATH',
         help='configuration file, as the polling agent reads it; '
-             'repeatable (default: the ceilometer.conf oslo.config finds, '
-             'e.g. /etc/ceilometer/ceilometer.conf)')
+             'repeatable, later files win (default: the ceilometer.conf '
+             'oslo.config finds, e.g. /etc/ceilometer/ceilometer.conf)')
+    parser.add_argument(
+        '--config-dir', action='append', default=[], metavar='DIR',
+        help='directory of *.conf files read after the config files, as '
+             'the polling agent reads it; repeatable')
 
 
-def load(config_files, overrides=None):
+def load(config_files, overrides=None, config_dirs=()):
     """A ConfigOpts read like ceilometer-polling's, then ``overrides``.
 
     :param config_files: paths given with ``--config-file``; empty means
         oslo.config's search for ``ceilometer.conf``, as for the agent.
     :param overrides: ``{[blockacct] option name: value}``; None values
         (an option not given on the command line) are ignored.
+    :param config_dirs: directories given with ``--config-dir``.
     :raises ConfigError: on a missing or unparsable file, or a bad value.
     """
     conf = cfg.ConfigOpts()
@@ -52,6 +57,8 @@ def load(config_files, overrides=None):
     args = []
     for path in config_files:
         args += ['--config-file', path]
+    for path in config_dirs:
+        args += ['--config-dir', path]
     try:
         conf(args, project='ceilometer', validate_default_values=True)
         for name, value in (overrides or {}).items():

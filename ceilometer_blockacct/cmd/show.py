@@ -117,7 +117,7 @@ class Show(base.Lister):
         return config.load(parsed_args.config_file, {
             'libvirt_uri': parsed_args.libvirt_uri,
             'enable_qmp': parsed_args.enable_qmp,
-            'read_timeout': parsed_args.timeout})
+            'read_timeout': parsed_args.timeout}, parsed_args.config_dir)
 
     def _setup(self, parsed_args):
         conf = self.load_conf(parsed_args)

@@ -227,6 +227,15 @@ class TestShowConfig(CliTestCase):
         conf = self._conf('--config-file', first, '--config-file', second)
         self.assertEqual(9.0, conf.blockacct.read_timeout)
 
+    def test_config_dir_after_the_files(self):
+        first = self._file('[blockacct]\nread_timeout = 7.5\n')
+        confd = os.path.join(self.tmp, 'ceilometer.conf.d')
+        os.mkdir(confd)
+        with open(os.path.join(confd, '50-blockacct.conf'), 'w') as f:
+            f.write('[blockacct]\nread_timeout = 4\n')
+        conf = self._conf('--config-file', first, '--config-dir', confd)
+        self.assertEqual(4.0, conf.blockacct.read_timeout)
+
     def test_options_default_like_the_agent(self):
         conf = self._conf('--config-file', self._file('[DEFAULT]\n'))
         self.assertEqual((None, True, 5.0), self._values(conf))
