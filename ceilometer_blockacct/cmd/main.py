@@ -89,10 +89,12 @@ class BlockacctApp(app.App):
         console_level = _CONSOLE_LEVELS.get(self.options.verbose_level,
                                             logging.DEBUG)
         for handler in self._handlers:
-            handler.setFormatter(base.RedactingFormatter(
-                handler.formatter._fmt if handler.formatter else None))
             if isinstance(handler, logging.FileHandler):
+                handler.setFormatter(base.RedactingFormatter(
+                    self.LOG_FILE_MESSAGE_FORMAT))
                 continue
+            handler.setFormatter(base.RedactingFormatter(
+                self.CONSOLE_MESSAGE_FORMAT))
             handler.setLevel(console_level)
             if self.options.verbose_level <= 1:
                 handler.addFilter(_OursOnly())
