@@ -83,9 +83,14 @@ class ReplyMalformed(ReadError):
 class ReadHung(ReadError):
     """A call that started and overran its deadline."""
 
-    what = ('did not answer within the deadline (hung monitor, held job '
-            'lock or stuck daemon): no samples for it this cycle, and it '
-            'is not called again until that call returns')
+    what = 'did not answer within the deadline'
+
+    def __init__(self, subject, call, deadline):
+        self.what = (
+            'did not answer %s within %.1f s (hung monitor, held job lock '
+            'or stuck daemon): no samples for it this cycle, and it is not '
+            'called again until that call returns' % (call, deadline))
+        super().__init__(subject)
 
 
 class StillHung(ReadError):

@@ -145,8 +145,8 @@ class Reader:
 
     # -- calls under the deadline -----------------------------------------
 
-    def _call(self, key, label, func, *args):
-        """Run one connection-wide call under the deadline.
+    def _call(self, key, label, call, func):
+        """Run ``func`` (libvirt's ``call``) under the deadline.
 
         :returns: its value, or None when it failed or overran (logged).
         """
@@ -156,12 +156,12 @@ class Reader:
                 self._report.failed(key, errors.StillHung(label))
                 return None
             del self._hung[key]
-        task = pool_mod.Task(key, func, *args)
+        task = pool_mod.Task(key, func)
         _done, hung = self._pool.run([task], self.timeout)
         if hung:
             self._hung[key] = task
             self._report.failed(key, errors.ReadHung(
-                label, 'deadline %.1f s' % self.timeout))
+                label, call, self.timeout))
             return None
         if task.error is not None:
             err = errors.classify(task.error, label, errors.CONNECTION)
@@ -196,7 +196,7 @@ class Reader:
         :returns: (Listing or None, {uuid: virDomain} or None).
         """
         found = self._call(_LISTING, 'listing of %s' % self.uri,
-                           self._list_call)
+                           'listAllDomains', self._list_call)
         if found is None:
             return None, None
         mono_ns, complete, doms = found
@@ -242,8 +242,7 @@ class Reader:
         for task in hung:
             self._hung[task.key] = task
             self._report.failed(task.key, errors.ReadHung(
-                task.key[1], 'query-blockstats, deadline %.1f s'
-                % self.timeout))
+                task.key[1], 'query-blockstats', self.timeout))
         readings, shared = records.Readings(), None
         for task in finished:
             uuid = task.key[1]
@@ -351,7 +350,7 @@ class Reader:
         :returns: (Listing or None, readings).
         """
         found = self._call(_BULK, 'bulk stats of %s' % self.uri,
-                           self._bulk_call)
+                           'getAllDomainStats', self._bulk_call)
         readings = records.Readings()
         if found is None:
             return None, readings

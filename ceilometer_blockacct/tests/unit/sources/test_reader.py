@@ -132,7 +132,7 @@ class TestReader(fakes.ReaderTestCase):
         r, _ = self.make([stuck, FakeDom('ok')])
         got = r.read(['stuck', 'ok'])
         self.assertEqual(['ok'], list(got))
-        self.assertIn('stuck: did not answer within the deadline',
+        self.assertIn('stuck: did not answer query-blockstats within 0.5 s',
                       self.logger.output)
         # Next cycle: not queued again behind itself.
         self.assertEqual(['ok'], list(r.read(['stuck', 'ok'])))
