@@ -9,26 +9,15 @@
 # WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 # License for the specific language governing permissions and limitations
 # under the License.
-"""The benchmark's arithmetic and log parsing (benchmarks/bench_poll.py).
+"""The benchmark's arithmetic and log parsing (benchmarks/bench_poll).
 
 Speed itself is never asserted here: the benchmark prints it.
 """
 
-import importlib.util
-import os
-
 import testtools
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))))
-PATH = os.path.join(ROOT, 'benchmarks', 'bench_poll.py')
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location('bench_poll', PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from benchmarks.bench_poll import analyse
+from benchmarks.bench_poll import measure
 
 
 def _side(wall, samples=0, rpcs=1, cpu=1.0):
@@ -51,11 +40,6 @@ def _point(n, disks, ours, up, raw):
 
 class TestBenchPoll(testtools.TestCase):
 
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.bench = _load()
-
     def test_rpc_log_line_is_parsed(self):
         line = ('2026-11-25 21:28:24.722+0000: 32724: info : '
                 'virNetServerClientDispatchRead:1224 : '
@@ -63,12 +47,12 @@ class TestBenchPoll(testtools.TestCase):
                 'prog=536903814 vers=1 proc=24 type=0 status=0 serial=10')
         reply = line.replace('type=0', 'type=1')
         self.assertEqual([('0x55fae7598020', '536903814', '24')],
-                         self.bench._RX.findall(line + '\n' + reply))
+                         measure.RPC_RX.findall(line + '\n' + reply))
 
     def test_goals_and_ratios(self):
         result = {'points': [_point(n, 2, 2.0, 20.0, 1.0)
                              for n in (1, 10, 30)]}
-        a = self.bench.analyse(result)
+        a = analyse.analyse(result)
         top = a['per_n'][-1]
         self.assertAlmostEqual(10.0, top['wall_upstream_over_ours_qmp'])
         # Per sample: ours 2/56, upstream 20/12 per VM.
@@ -84,10 +68,10 @@ class TestBenchPoll(testtools.TestCase):
     def test_growth_per_added_disk(self):
         two, four = _point(10, 2, 2.0, 20.0, 1.0), _point(10, 4, 3.0, 30.0,
                                                           1.0)
-        a = self.bench.analyse({'points': [two, four]})
+        a = analyse.analyse({'points': [two, four]})
         g = a['growth_per_disk_ms']['ours-qmp']
         self.assertAlmostEqual(0.5, g['ms_per_added_disk'])
         self.assertEqual(0, g['rpcs_per_added_disk'])
 
     def test_fit(self):
-        self.assertEqual((2.0, 1.0), self.bench._fit([1, 2, 3], [3, 5, 7]))
+        self.assertEqual((2.0, 1.0), analyse.fit([1, 2, 3], [3, 5, 7]))
