@@ -72,9 +72,10 @@ class OneLineErrors(object):
         try:
             return super().run(parsed_args)
         except CommandError as exc:
-            # NOTE: the traceback is for --debug only (the console handler
-            # shows DEBUG records then); the line below says it all.
-            self.log.debug('%s failed', self.cmd_name, exc_info=True)
+            # NOTE: the traceback is for --debug only; the line below says
+            # it all.
+            if getattr(self.app_args, 'debug', False):
+                self.log.debug('%s failed', self.cmd_name, exc_info=True)
             self.app.stderr.write('%s: %s\n' % (self.cmd_name,
                                                 one_line(exc)))
             return exc.exit_code
