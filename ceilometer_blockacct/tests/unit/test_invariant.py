@@ -218,6 +218,9 @@ class Runner:
         return self.out
 
     def _start_agent(self):
+        # Readings held by the old agent (Ceilometer's cycle caches, the
+        # reader's) die with it.
+        self.history = []
         empty = not os.path.exists(os.path.join(self.driver.state_dir,
                                                 'baselines.sqlite'))
         escape = self.driver.start_agent()
