@@ -263,6 +263,8 @@ class TestOverBilling(ScenarioBase):
                 ep.name))
         self.assertEqual(1, len(self.errors('[blockacct] state_dir',
                                             shared)))
+        # Accounting is off, as the ERROR says: no pollster of ours runs.
+        self.assertEqual(sorted(meters.BY_NAME), sorted(skipped))
 
 
 class TestImplausibleValues(ScenarioBase):

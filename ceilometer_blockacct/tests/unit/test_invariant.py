@@ -27,6 +27,7 @@ module as a program with profile ``fuzz`` (at least 20,000 cases) and
 prints the counts.
 """
 
+import atexit
 import logging
 import os
 import shutil
@@ -404,11 +405,13 @@ class Case:
     exts = None
 
     @classmethod
-    def setup(cls, workdir):
+    def setup(cls):
+        """Load the pollsters once per process (as Ceilometer does)."""
         if cls.conf is None:
+            loader = tempfile.mkdtemp(prefix='blockacct-loader-')
+            atexit.register(shutil.rmtree, loader, True)
             cls.conf = fakes.make_conf()
-            cls.exts = fakes.load_extensions(
-                cls.conf, os.path.join(workdir, 'loader-state'))
+            cls.exts = fakes.load_extensions(cls.conf, loader)
 
     def __init__(self, specs, steps, glitches):
         self.specs = specs
@@ -462,7 +465,7 @@ class TestInvariant(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        Case.setup(self.useFixture(fixtures.TempDir()).path)
+        Case.setup()
         # NOTE: after Case.setup(): oslo.log's setup replaces root handlers.
         self.useFixture(fixtures.LogHandler(LOG_CHECK,
                                             level=logging.WARNING))
@@ -470,6 +473,7 @@ class TestInvariant(testtools.TestCase):
     @hypothesis.settings(hypothesis.settings.get_profile(PROFILE))
     @hypothesis.given(histories(glitches=True))
     def test_never_bills_more_than_grew(self, history):
+        """Glitches and faults: never over-billed, nothing escapes."""
         specs, steps = history
         found = Case(specs, steps, True).check()
         if any(found):
@@ -478,6 +482,7 @@ class TestInvariant(testtools.TestCase):
     @hypothesis.settings(hypothesis.settings.get_profile(PROFILE))
     @hypothesis.given(histories(glitches=False))
     def test_exact_without_glitches_or_faults(self, history):
+        """Nothing but the truth: billing is exact."""
         specs, steps = history
         found = Case(specs, steps, False).check()
         if any(found):
@@ -491,8 +496,7 @@ def main(argv):
               'crosstalk': 0, 'exactness violations': 0, 'failed cases': 0}
     slowest = [0.0]
     examples = {}
-    workdir = tempfile.mkdtemp(prefix='blockacct-fuzz-')
-    Case.setup(workdir)
+    Case.setup()
     root = logging.getLogger()
     root.handlers = [LOG_CHECK]
     root.setLevel(logging.WARNING)
@@ -533,7 +537,6 @@ def main(argv):
             phases=[hypothesis.Phase.generate])(
                 hypothesis.given(histories(glitches))(property_of(glitches)))
         run()
-    shutil.rmtree(workdir, ignore_errors=True)
     for kind, found in sorted(examples.items()):
         for history, text in found:
             print('--- %s: %r\n%s' % (kind, history, text))
