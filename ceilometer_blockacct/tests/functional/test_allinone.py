@@ -13,64 +13,102 @@
 -> RabbitMQ -> real ceilometer-agent-notification -> Gnocchi.
 
 Nothing is mocked: the samples reach Gnocchi only through the polling
-agent, RabbitMQ and the notification agent's gnocchi publisher.
+agent, RabbitMQ and the notification agent's gnocchi publisher.  The guest
+starts paused (every counter 0 at the agents' first reading), then runs
+:data:`ROUNDS` rounds of its known workload and halts: what Gnocchi holds
+must reconcile exactly, per disk, with what QEMU counted and with what the
+workload did.
 """
 
 import os
 import time
 
 import fixtures
+from gnocchiclient import exceptions as g_exc
 import testtools
 
 from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional.fixtures import allinone
 from ceilometer_blockacct.tests.functional.fixtures import ceilometer_agents
+from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
+from ceilometer_blockacct.tests.functional.fixtures import services
 from tools.allinone import report
 from tools.allinone import runner
 
 # NOTE: long enough for a full minute bucket and several metricd passes.
 POLL_SECONDS = int(os.environ.get('BLOCKACCT_ALLINONE_SECONDS', 60))
+# Rounds of the guest's workload: done well inside POLL_SECONDS (vda is
+# throttled to 40 IOPS: about 0.3 s a round).
+ROUNDS = 40
 
-# Meters whose sum over the run must be > 0, per disk of allinone.DISKS.
-NON_ZERO = {
-    'vda': ('disk.device.read.bytes.delta', 'disk.device.write.bytes.delta',
-            'disk.device.read.requests.delta',
-            'disk.device.write.requests.delta',
-            'disk.device.read.requests.invalid.delta',
-            'disk.device.write.requests.invalid.delta'),
-    'vdb': ('disk.device.read.bytes.delta', 'disk.device.write.bytes.delta',
-            'disk.device.read.requests.failed.delta',
-            'disk.device.write.requests.failed.delta'),
-    'hda': ('disk.device.write.bytes.delta',
-            'disk.device.flush.requests.delta'),
+# Each delta meter and the QEMU counter (query-blockstats) whose increase
+# it bills; written here from QEMU's names, not taken from the plugin.
+QMP_OF_DELTA = {
+    'disk.device.read.bytes.delta': 'rd_bytes',
+    'disk.device.write.bytes.delta': 'wr_bytes',
+    'disk.device.read.requests.delta': 'rd_operations',
+    'disk.device.write.requests.delta': 'wr_operations',
+    'disk.device.flush.requests.delta': 'flush_operations',
+    'disk.device.read.requests.failed.delta': 'failed_rd_operations',
+    'disk.device.write.requests.failed.delta': 'failed_wr_operations',
+    'disk.device.flush.requests.failed.delta': 'failed_flush_operations',
+    'disk.device.read.requests.invalid.delta': 'invalid_rd_operations',
+    'disk.device.write.requests.invalid.delta': 'invalid_wr_operations',
+    'disk.device.flush.requests.invalid.delta': 'invalid_flush_operations',
+    'disk.device.read.total.time.delta': 'rd_total_time_ns',
+    'disk.device.write.total.time.delta': 'wr_total_time_ns',
+    'disk.device.flush.total.time.delta': 'flush_total_time_ns',
 }
-# Counters every disk reports, zero or not (QMP has them all).
-PRESENT = ('disk.device.flush.requests', 'disk.device.read.total.time',
-           'disk.device.write.total.time',
-           'disk.device.read.requests.failed',
-           'disk.device.write.requests.failed',
-           'disk.device.flush.requests.failed',
-           'disk.device.read.requests.invalid',
-           'disk.device.write.requests.invalid',
-           'disk.device.flush.requests.invalid',
-           'disk.device.flush.requests.failed.delta',
-           'disk.device.flush.requests.invalid.delta',
-           'disk.device.write.queue.depth')
+# The cumulative meter of ours that pairs with a delta meter (read/write
+# requests and bytes are upstream's, which the all-in-one does not poll).
+CUMULATIVE_OF_DELTA = {
+    delta: delta[:-len('.delta')] for delta in QMP_OF_DELTA
+    if '.bytes.' not in delta and delta not in (
+        'disk.device.read.requests.delta',
+        'disk.device.write.requests.delta')}
+# Counters whose value the workload fixes (times are QEMU's to measure).
+WORKLOAD_COUNTERS = tuple(sorted(
+    guest_mod.expected_blockstats(guest_mod.Disk('vda'))))
 
 
 class AllInOneTestCase(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.useFixture(fixtures.Timeout(POLL_SECONDS + 600, gentle=True))
-        self.aio = self.useFixture(allinone.AllInOne(say=None))
+        self.useFixture(fixtures.Timeout(POLL_SECONDS + 900, gentle=True))
+        self.aio = self.useFixture(allinone.AllInOne(rounds=ROUNDS,
+                                                     paused=True))
         self.client = self.aio.stack.client()
-        time.sleep(POLL_SECONDS)
+        guest = self.aio.guest
+        # Every pollster has published a reading of the paused guest (so
+        # every baseline is 0) before the guest does any I/O.
+        services.wait_until(self._all_metrics_exist, 'first samples of '
+                            'every meter in Gnocchi', 180, interval=1,
+                            alive=self.aio.check_alive)
+        guest.domain.resume()
+        resumed = time.monotonic()
+        guest.wait_done(timeout=POLL_SECONDS + 300)
+        # The guest has halted: its counters are final.  The agents read
+        # them at least twice more before polling stops.
+        time.sleep(max(3 * self.aio.interval,
+                       POLL_SECONDS - (time.monotonic() - resumed)))
         self.aio.check_alive()
-        # Everything polled is processed before the checks.
+        self.final = guest.blockstats()
         self.aio.agents.stop_polling()
-        time.sleep(2)
+        time.sleep(2)  # the notification agent's batch_timeout is 1 s
         self.assertEqual(0, self.aio.wait_processed(timeout=180))
+
+    def _all_metrics_exist(self):
+        wanted = set(QMP_OF_DELTA) | set(CUMULATIVE_OF_DELTA.values())
+        for disk in allinone.DISKS:
+            try:
+                resource = self.client.resource.get(
+                    meters.RESOURCE_TYPE, self.aio.resource_id(disk.target))
+            except g_exc.NotFound:  # not created yet
+                return False
+            if not wanted <= set(resource['metrics']):
+                return False
+        return True
 
     def _sum(self, resource_id, meter):
         rows = self.client.metric.get_measures(
@@ -78,26 +116,50 @@ class AllInOneTestCase(testtools.TestCase):
             granularity=60)
         return sum(value for _ts, _gran, value in rows)
 
+    def _last(self, resource_id, meter):
+        rows = self.client.metric.get_measures(
+            meter, resource_id=resource_id, aggregation='last',
+            granularity=1)
+        return rows[-1][2]
+
     def test_short_run(self):
         # One run of the services for every check: it is the slow part.
-        self._check_gnocchi_holds_our_meters_for_each_disk()
+        self._check_counters_are_the_workload()
+        self._check_deltas_reconcile_with_counters()
+        self._check_gnocchi_resources_and_latency()
         self._check_measures_printed_and_plot_written()
 
-    def _check_gnocchi_holds_our_meters_for_each_disk(self):
-        self.assertIn(
-            ceilometer_agents.SAMPLE_QUEUE, self.aio.rabbit.queues())
+    def _check_counters_are_the_workload(self):
+        for index, disk in enumerate(allinone.DISKS):
+            want = guest_mod.expected_blockstats(disk, rounds=ROUNDS,
+                                                 boot=(index == 0))
+            got = {k: self.final[disk.target][k] for k in WORKLOAD_COUNTERS}
+            self.assertEqual(want, got, disk.target)
+
+    def _check_deltas_reconcile_with_counters(self):
+        for disk in allinone.DISKS:
+            rid = self.aio.resource_id(disk.target)
+            qmp = self.final[disk.target]
+            for delta, field in sorted(QMP_OF_DELTA.items()):
+                where = '%s of %s' % (delta, disk.target)
+                billed = self._sum(rid, delta)
+                # From a baseline of 0: the sum of the deltas is the
+                # counter's whole increase, bytes included.
+                self.assertEqual(qmp[field], billed, where)
+                cumulative = CUMULATIVE_OF_DELTA.get(delta)
+                if cumulative:
+                    self.assertEqual(self._last(rid, cumulative), billed,
+                                     where)
+
+    def _check_gnocchi_resources_and_latency(self):
+        self.assertIn(ceilometer_agents.SAMPLE_QUEUE,
+                      self.aio.rabbit.queues())
         for disk in allinone.DISKS:
             rid = self.aio.resource_id(disk.target)
             resource = self.client.resource.get(meters.RESOURCE_TYPE, rid)
             self.assertEqual(rid, resource['original_resource_id'])
             self.assertEqual(self.aio.guest.uuid, resource['instance_id'])
             self.assertEqual(disk.target, resource['name'])
-            for meter in NON_ZERO[disk.target] + PRESENT:
-                self.assertIn(meter, resource['metrics'],
-                              '%s of %s' % (meter, disk.target))
-            for meter in NON_ZERO[disk.target]:
-                self.assertGreater(self._sum(rid, meter), 0,
-                                   '%s of %s' % (meter, disk.target))
         # The throttled boot disk: a per-interval latency at 1 s.
         latency = self.client.metric.get_measures(
             'disk.device.write.latency.avg',
