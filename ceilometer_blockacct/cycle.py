@@ -100,6 +100,18 @@ def agent(conf):
         return found
 
 
+def release(conf):
+    """Forget the :class:`Agent` of ``conf`` and release its state.
+
+    What the end of an agent process does: the next agent on the same
+    ``state_dir`` may take it.
+    """
+    with _lock:
+        found = _agents.pop(id(conf), None)
+    if isinstance(found, Agent):
+        found.store.close()
+
+
 class Cycle:
     """Readings and sample metadata shared by the pollsters of one cycle."""
 

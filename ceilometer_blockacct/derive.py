@@ -178,11 +178,22 @@ def plausible(field, increase, seconds, limits):
     return increase <= _rate_limit(_field_unit(field), limits) * seconds
 
 
+def _show(value):
+    """A value for a log line, however large.
+
+    Python refuses to print an int of more than 4300 digits.
+    """
+    if isinstance(value, int) and value.bit_length() > 128:
+        return '<a %d-bit integer>' % value.bit_length()
+    if isinstance(value, (list, tuple)):
+        return '[%s]' % ', '.join(_show(v) for v in value)
+    return '%s' % (value,)
+
+
 def _log(level, point, meter, what, **extra):
     args = {'key': point.key, 'meter': meter.name, 'what': what,
             'epoch': point.epoch.key, 'device': point.device_id}
-    args.update(extra)
-    detail = ''.join(', %s %s' % (k, extra[k]) for k in sorted(extra))
+    detail = ''.join(', %s %s' % (k, _show(extra[k])) for k in sorted(extra))
     LOG.log(level, '%(key)s %(meter)s: %(what)s (process %(epoch)s, '
             'device %(device)s' + detail.replace('%', '%%') + ')', args)
 
@@ -193,6 +204,20 @@ def _err(point, meter, what, **extra):
 
 def _warn(point, meter, what, **extra):
     _log(logging.WARNING, point, meter, what, **extra)
+
+
+def _counter(point, meter, field):
+    """The counter ``field`` of ``point`` if it is one, else None.
+
+    Sources drop what is not an int in [0, 2^64); this keeps derivations
+    safe from any other producer of records.
+    """
+    value = point.counters.get(field)
+    if value is None or _counter_or_none(value):
+        return value
+    _err(point, meter, 'not a counter: ignored', field=field,
+         reading=value if isinstance(value, int) else type(value).__name__)
+    return None
 
 
 def _window(point, baseline):
@@ -233,7 +258,7 @@ def delta(meter, point, baseline, limits):
 
     :returns: (volume or None, new baseline or None to keep the old one)
     """
-    value = point.counters.get(meter.source)
+    value = _counter(point, meter, meter.source)
     if value is None:
         return None, None
     if _unplaced(point, meter, baseline, [value]):
@@ -326,11 +351,11 @@ def latency(meter, point, baseline, limits):
     operations; so they are counted in the denominator then, and the result
     is the mean time of every request that completed, failed or not.
     """
-    t = point.counters.get(meter.source)
-    ops = point.counters.get(meter.ops_source)
+    t = _counter(point, meter, meter.source)
+    ops = _counter(point, meter, meter.ops_source)
     if t is None or ops is None:
         return None, None
-    values = [t, ops, point.counters.get(meter.failed_source)]
+    values = [t, ops, _counter(point, meter, meter.failed_source)]
     if _unplaced(point, meter, baseline, values):
         return None, None
     if baseline is None or not baseline.same_identity(point):
@@ -355,7 +380,7 @@ def latency(meter, point, baseline, limits):
 
 def queue_depth(meter, point, baseline, limits):
     """Average requests in flight since the baseline (Little's law)."""
-    t = point.counters.get(meter.source)
+    t = _counter(point, meter, meter.source)
     if t is None:
         return None, None
     if _unplaced(point, meter, baseline, [t]):
@@ -380,7 +405,7 @@ def raw(meter, point, limits):
     A cumulative counter cannot exceed what its process could count in its
     lifetime, and an idle time cannot exceed that lifetime.
     """
-    value = point.counters.get(meter.source)
+    value = _counter(point, meter, meter.source)
     if value is None or point.conflict:
         return None
     lifetime = _lifetime(point)

@@ -180,11 +180,23 @@ class Registry:
                 self.dirty = True
             if p.last_read is not None and reading.mono_ns <= p.last_read[0]:
                 return {}
-            conflicts = self._devices(p, reading)
+            conflicts = self._conflicts(p, reading)
+            if conflicts:
+                # NOTE: a reading that contradicts what was seen is no
+                # evidence of anything: it records no device and is not a
+                # reading "without" a device for the next one.
+                return conflicts
+            after = p.last_read[1] if p.last_read else None
+            for dev, disk in reading.disks.items():
+                did = disk.device_id
+                if did is not None and did not in p.devices:
+                    p.devices[did] = [dev, after]
+                    self.dirty = True
             p.last_read = (reading.mono_ns, at)
-        return conflicts
+        return {}
 
-    def _devices(self, p, reading):
+    @staticmethod
+    def _conflicts(p, reading):
         conflicts, seen = {}, {}
         for dev, disk in reading.disks.items():
             did = disk.device_id
@@ -197,11 +209,7 @@ class Registry:
                 continue
             seen[did] = dev
             known = p.devices.get(did)
-            if known is None:
-                after = p.last_read[1] if p.last_read else None
-                p.devices[did] = [dev, after]
-                self.dirty = True
-            elif known[0] != dev:
+            if known is not None and known[0] != dev:
                 conflicts[dev] = 'device %s was read as %s before' % (
                     did, known[0])
         return conflicts

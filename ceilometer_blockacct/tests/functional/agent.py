@@ -29,6 +29,7 @@ from ceilometer import service
 import fixtures
 import yaml
 
+from ceilometer_blockacct import cycle
 from ceilometer_blockacct import meters
 
 
@@ -79,9 +80,14 @@ class PollingAgent(fixtures.Fixture):
         self.manager = manager.AgentManager(0, self.conf,
                                             namespaces=['compute'])
         self.manager.polling_manager = manager.PollingManager(self.conf)
+        self.addCleanup(self.stop)
         self.tasks = self.manager.setup_polling_tasks()
         if not self.tasks:
             raise RuntimeError('no polling task: our pollsters did not load')
+
+    def stop(self):
+        """End this agent as its process would: release its state_dir."""
+        cycle.release(self.conf)
 
     def poll(self):
         """Run one polling cycle; return the sample dicts it published."""

@@ -105,8 +105,13 @@ class PollsterTestCase(testtools.TestCase):
             format='%(levelname)s %(name)s %(message)s'))
 
     def agent(self, state_dir, **blockacct):
-        return self.useFixture(agent_mod.PollingAgent(
+        """A new agent on ``state_dir``; the previous one there stops."""
+        running = self.__dict__.setdefault('_running', {})
+        if state_dir in running:
+            running.pop(state_dir).stop()
+        running[state_dir] = self.useFixture(agent_mod.PollingAgent(
             self.host, state_dir, blockacct=blockacct))
+        return running[state_dir]
 
     def agent_with_state(self, state_dir, **blockacct):
         """An agent that has completed a cycle with a VM on the host.
@@ -147,11 +152,20 @@ class TestCounts(PollsterTestCase):
                 if want['disk.device.%s.requests.delta' % op]:
                     self.assertGreater(
                         got['disk.device.%s.total.time' % op], 0, target)
-            # First sight of the disk: no interval to average over yet.
-            self.assertNotIn('disk.device.read.latency.avg', got)
+            # A new disk: the average over its whole life (the requests
+            # the program made, its failed ones included); no interval
+            # for a queue depth yet.
+            for op in ('read', 'write'):
+                done = (want['disk.device.%s.requests.delta' % op]
+                        + want['disk.device.%s.requests.failed.delta' % op])
+                if done:
+                    self.assertAlmostEqual(
+                        got['disk.device.%s.total.time' % op] / done / 1e6,
+                        got['disk.device.%s.latency.avg' % op], 9, target)
             self.assertNotIn('disk.device.read.queue.depth', got)
         meta = [s for s in samples if s['resource_id'] == guest.uuid + '-vdb']
-        self.assertEqual(len(meters.METERS) - 6, len(meta))  # no latency/queue
+        # vdb: no flush latency (no flush completed), no queue depths.
+        self.assertEqual(len(meters.METERS) - 4, len(meta))
         for s in meta:
             self.assertEqual('vdb', s['resource_metadata']['disk_name'])
             self.assertEqual(guest.uuid,
