@@ -48,7 +48,7 @@ def expected_deltas(target, times=1):
     w = {d.target: d.workload for d in DISKS}[target]
     ide = target.startswith('hd')
     # IDE PIO: one QEMU request per sector, and the invalid request's
-    # first sector is valid (see harness.guest).
+    # first sector is valid (see fixtures.guest).
     per = w.sectors if ide else 1
     rd_ops = w.reads * per + (w.invalid_reads if ide else 0)
     wr_ops = w.writes * per + (w.invalid_writes if ide else 0)
@@ -186,7 +186,7 @@ class TestCounts(PollsterTestCase):
         first = self.disk_samples(agent.poll(), guest, 'vdb')
         want = expected_deltas('vdb')
         self.assertEqual({k: 0 for k in want}, subset(first, want))
-        self.assertIn('is not billed', self.logger.output)
+        self.assertIn('becomes the baseline, not billed', self.logger.output)
         # QEMU restarts (destroy + start): the new process's counters are
         # new, whole; the old process's are never counted again.
         guest.restart()
