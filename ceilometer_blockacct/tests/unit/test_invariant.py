@@ -489,13 +489,57 @@ class TestInvariant(testtools.TestCase):
             self.fail(_report('truth only', *found))
 
 
+def _signatures(escapes, violations, crosstalk):
+    """Kinds of failure of one case, e.g. 'escape: Agent(): DatabaseError'."""
+    found = set()
+    for e in escapes:
+        found.add('escape: ' + ':'.join(e.split(':')[:2]))
+    for v in violations:
+        if 'exact is' in v:
+            found.add('inexact billing')
+        elif 'not a non-negative int' in v:
+            found.add('delta not a non-negative int')
+        elif 'not read' in v:
+            found.add('billed a disk that was not read')
+        else:
+            found.add('over-billing')
+    if crosstalk:
+        found.add('crosstalk')
+    return found
+
+
+def _minimize(specs, steps, glitches, signature):
+    """Drop events and VMs while the case still fails with ``signature``."""
+    def fails(sp, st):
+        return signature in _signatures(*Case(sp, st, glitches).check())
+
+    changed = True
+    while changed:
+        changed = False
+        for n in range(len(steps)):
+            if len(steps) > 1 and fails(specs, steps[:n] + steps[n + 1:]):
+                steps = steps[:n] + steps[n + 1:]
+                changed = True
+                break
+        for n in range(len(specs)):
+            if len(specs) > 1 and fails(specs[:n] + specs[n + 1:], steps):
+                specs = specs[:n] + specs[n + 1:]
+                changed = True
+                break
+    return specs, steps
+
+
 def main(argv):
-    """``tox -e fuzz``: play many histories, count, print the totals."""
+    """``tox -e fuzz``: play many histories, count, print the totals.
+
+    Each kind of failure is printed once, with a minimal history that
+    still shows it (events and VMs dropped one at a time).
+    """
     total = int(argv[1]) if len(argv) > 1 else 20000
     counts = {'cases': 0, 'escapes': 0, 'invariant violations': 0,
               'crosstalk': 0, 'exactness violations': 0, 'failed cases': 0}
+    kinds = {}
     slowest = [0.0]
-    examples = {}
     Case.setup()
     root = logging.getLogger()
     root.handlers = [LOG_CHECK]
@@ -515,14 +559,10 @@ def main(argv):
         counts['crosstalk'] += bool(crosstalk)
         counts['failed cases'] += bool(escapes or violations or crosstalk)
         slowest[0] = max(slowest[0], time.monotonic() - started_case)
-        for kind, found in (('escapes', escapes), ('invariant', over),
-                            ('exactness', len(over) < len(violations)),
-                            ('crosstalk', crosstalk)):
-            if found and len(examples.setdefault(kind, [])) < 3:
-                examples[kind].append((history, _report(
-                    'glitches' if glitches else 'truth only',
-                    escapes, violations, crosstalk)))
-        if counts['cases'] % 500 == 0:
+        for sig in _signatures(escapes, violations, crosstalk):
+            kind = kinds.setdefault(sig, [0, history, glitches])
+            kind[0] += 1
+        if counts['cases'] % 1000 == 0:
             print('%(cases)d cases...' % counts, flush=True)
 
     def property_of(glitches):
@@ -537,14 +577,17 @@ def main(argv):
             phases=[hypothesis.Phase.generate])(
                 hypothesis.given(histories(glitches))(property_of(glitches)))
         run()
-    for kind, found in sorted(examples.items()):
-        for history, text in found:
-            print('--- %s: %r\n%s' % (kind, history, text))
+    elapsed = time.monotonic() - started
+    for sig, (n, (specs, steps), glitches) in sorted(kinds.items()):
+        specs, steps = _minimize(specs, steps, glitches, sig)
+        print('--- %s: %d cases; minimal history (%s):\n%r\n%s' % (
+            sig, n, 'glitches' if glitches else 'truth only',
+            (specs, steps),
+            _report('it', *Case(specs, steps, glitches).check())))
     print('cases: %(cases)d, escapes: %(escapes)d, invariant violations: '
           '%(invariant violations)d, exactness violations: '
           '%(exactness violations)d, crosstalk: %(crosstalk)d' % counts)
-    print('%.0f s, slowest case %.2f s' % (time.monotonic() - started,
-                                           slowest[0]))
+    print('%.0f s, slowest case %.2f s' % (elapsed, slowest[0]))
     failed = counts['failed cases']
     print('fuzz: %d passed, %d failed' % (counts['cases'] - failed, failed))
     return 1 if failed else 0
