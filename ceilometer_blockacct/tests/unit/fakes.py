@@ -48,6 +48,8 @@ DELTA_NAMES = frozenset(m.name for m in DELTAS)
 # what the default [blockacct] max_* bounds allow in one second, so real
 # I/O is always plausible when every step takes at least a second.
 STEP_MAX = {'B': GIB, 'request': 10 ** 5, 'ns': 10 ** 13}
+# The size of a guest's request when a test names bytes only.
+REQUEST_SIZE = 64 * 1024
 
 
 def unit_of(field):
@@ -197,7 +199,15 @@ class Host:
         self.vms[uuid].devices[dev].counters[field] += amount
 
     def grow(self, uuid, dev, amount=None, **fields):
-        """Grow every counter of a disk by ``amount``, or named ones."""
+        """Grow every counter of a disk by ``amount``, or named ones.
+
+        Bytes named without their requests come in requests of
+        :data:`REQUEST_SIZE`, as a guest's I/O does.
+        """
+        for field, inc in list(fields.items()):
+            ops = field.replace('_bytes', '_operations')
+            if field.endswith('_bytes') and ops not in fields:
+                fields[ops] = -(-inc // REQUEST_SIZE)
         for field in FIELDS:
             inc = fields.get(field, amount)
             if inc:
