@@ -65,6 +65,7 @@ from ceilometer_blockacct.tests.functional.fixtures import cloudkitty_stack
 from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
 from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
 from ceilometer_blockacct.tests.functional.fixtures import libvirt_host
+from ceilometer_blockacct.tests.functional.fixtures import services
 from ceilometer_blockacct.tests.functional import publish
 from ceilometer_blockacct.tests.functional import test_pollsters
 
@@ -130,7 +131,7 @@ class TestCloudKittyRating(testtools.TestCase):
         self.metrics_file = os.path.join(tmp, 'metrics.yml')
         with open(self.metrics_file, 'w') as f:
             f.write(cloudkitty.dump_metrics_config(cloudkitty.metrics_config(
-                PERIOD, cloudkitty.RAW_UNITS,
+                PERIOD, cloudkitty.raw_units,
                 extra={CUMULATIVE: 'rate:sum'})))
         self.ck = self.useFixture(cloudkitty_stack.CloudKittyStack(
             self.gnocchi, self.metrics_file, period=PERIOD, wait_periods=1,
@@ -171,17 +172,15 @@ class TestCloudKittyRating(testtools.TestCase):
                 for t in TARGETS}
 
     def wait_processed(self, scope, last, timeout=120):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.ck.check_alive()
+        def rated():
             states = self.ck.api('GET', '/v2/scope',
                                  params={'scope_id': scope})['results']
             done = states[0]['last_processed_timestamp']
-            if done and datetime.datetime.fromisoformat(done) >= last:
-                return
-            time.sleep(1)
-        self.fail('CloudKitty did not rate up to %s: %s' % (
-            last, self.ck.log_tail('cloudkitty-processor', 30)))
+            return done and datetime.datetime.fromisoformat(done) >= last
+        services.wait_until(
+            rated, 'CloudKitty rating up to %s' % last, timeout,
+            alive=self.ck.check_alive, interval=1,
+            explain=lambda: self.ck.log_tail('cloudkitty-processor', 30))
 
     def rated(self, begin, end, limit=1000):
         """{(period start, type, instance, dev): (qty, price)}, v2 API.
@@ -223,8 +222,9 @@ class TestCloudKittyRating(testtools.TestCase):
         self.guest.wait_for('.')
         published.append(self.poll_and_publish(agent_a, 0))
         self.assertLess(self.guest.rounds_done(), ROUNDS)
-        # 1: agent restart: B takes over A's state directory.
+        # 1: agent restart: A stops, B takes over its state directory.
         self.guest.wait_done()
+        agent_a.stop()
         agent_b = self.useFixture(agent_mod.PollingAgent(self.host, state))
         published.append(self.poll_and_publish(agent_b, 1))
         # 2: QEMU restart, counters from zero; B polls mid-boot.

@@ -26,7 +26,7 @@ Polls start at ``X.3`` s of a second and each pollster stamps its samples
 1 s bucket.  Once, the test skips a second: that 1 s bucket stays empty.
 
 Expected values come from the guest program's constants
-(:func:`harness.guest.expected_blockstats`) or from QMP, never from
+(:func:`fixtures.guest.expected_blockstats`) or from QMP, never from
 Gnocchi or the code under test; Gnocchi is read with the ``gnocchi`` CLI
 as an operator types it (``--refresh``: no sleeps).
 

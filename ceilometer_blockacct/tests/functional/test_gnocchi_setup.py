@@ -16,7 +16,6 @@ import datetime
 import os
 import subprocess
 import sys
-import time
 
 import fixtures
 from gnocchiclient import exceptions as g_exc
@@ -27,6 +26,7 @@ import testtools
 from ceilometer_blockacct.cmd import gnocchi_setup
 from ceilometer_blockacct import gnocchi
 from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
+from ceilometer_blockacct.tests.functional.fixtures import services
 
 CLI = os.path.join(os.path.dirname(os.path.abspath(sys.executable)),
                    'ceilometer-blockacct')
@@ -85,13 +85,10 @@ class TestSharedStack(testtools.TestCase):
         self.client.metric.add_measures(metric['id'], [
             {'timestamp': (start + datetime.timedelta(seconds=s)).isoformat(),
              'value': v} for s, v in ((0.2, 5), (1.1, 7), (59.9, 11))])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            measures = self.client.metric.get_measures(
-                metric['id'], aggregation='sum', granularity=60)
-            if measures:
-                break
-            time.sleep(0.5)
+        measures = services.wait_until(
+            lambda: self.client.metric.get_measures(
+                metric['id'], aggregation='sum', granularity=60),
+            'metricd', 30, interval=0.5)
         self.assertEqual([23.0], [v for _t, _g, v in measures])
 
     def test_update_back_window_and_timespan_in_place(self):
