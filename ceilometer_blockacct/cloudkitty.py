@@ -49,34 +49,23 @@ AGGREGATION = 'sum'
 RE_AGGREGATION = 'sum'
 GROUPBY = ('id', 'instance_id', 'name', 'project_id', 'user_id')
 
-GIB = 1024 ** 3
-MILLION = 10 ** 6
-
-# (unit shown by CloudKitty, factor applied to the Gnocchi sum) per meter
-# unit and kind of request.
-BILLING_UNITS = {
-    'bytes': ('GiB', fractions.Fraction(1, GIB)),
-    'requests': ('million requests', fractions.Fraction(1, MILLION)),
-    'rare': ('request', 1),
-}
-RAW_UNITS = {
-    'bytes': ('B', 1),
-    'requests': ('request', 1),
-    'rare': ('request', 1),
-}
-
 
 def billable_meters():
     """The billable rows of the meter table, in table order."""
     return [m for m in meters.METERS if m.billable]
 
 
-def _unit_class(meter):
-    if meter.unit == 'B':
-        return 'bytes'
-    if '.failed' in meter.name or '.invalid' in meter.name:
-        return 'rare'
-    return 'requests'
+def billing_units(meter):
+    """(CloudKitty unit, factor) of ``meter``, from its table row.
+
+    A meter rated without being billable (an audit extra) keeps its unit.
+    """
+    return meter.rating or raw_units(meter)
+
+
+def raw_units(meter):
+    """The meter's own unit and factor 1: quantities as Gnocchi sums."""
+    return meter.unit, 1
 
 
 def _factor(value):
@@ -96,7 +85,7 @@ def metric_entry(meter, granularity=PERIOD, units=None,
         # and CloudKitty then rates nothing for the whole scope.
         raise ValueError('%s is kept with %s, not %s' % (
             meter.name, ', '.join(methods), aggregation))
-    unit, factor = (units or BILLING_UNITS)[_unit_class(meter)]
+    unit, factor = (units or billing_units)(meter)
     return {
         'unit': unit,
         'factor': _factor(factor),
@@ -118,7 +107,7 @@ def metrics_config(granularity=PERIOD, units=None, extra=None):
 
     :param granularity: ``force_granularity``; must equal CloudKitty's
         ``[collect] period`` (tests use 60 with a 60 s period).
-    :param units: :data:`BILLING_UNITS` (default) or :data:`RAW_UNITS`
+    :param units: :func:`billing_units` (default) or :func:`raw_units`
         (factor 1: quantities are exactly what Gnocchi sums).
     :param extra: ``{meter name: aggregation method}`` of non-billable
         meters to add (e.g. a cumulative counter with ``rate:sum``).

@@ -56,9 +56,26 @@ class Agent:
             LOG.error('Cannot record when the meters\' state began (%s): '
                       'each meter records it when first polled', e)
         self.limits = derive.Limits.from_conf(conf)
+        # (disk key, quantity) -> increases refused as implausible and not
+        # yet published by the refused meters (memory only: an agent
+        # crash loses at most one poll of them; each was logged).
+        self.refused = {}
+        self._refused_lock = threading.Lock()
         # instance id -> (epoch, mono_ns) of its last reading, to say once
         # per VM when a new QEMU process started and what could not be seen.
         self._last = {}
+
+    def add_refused(self, key, meter, amount):
+        """Count an increase of ``meter`` refused for disk ``key``."""
+        quantity = meters.COUNTERS[meter.source].quantity
+        with self._refused_lock:
+            self.refused[key, quantity] = (
+                self.refused.get((key, quantity), 0) + amount)
+
+    def take_refused(self, key, quantity):
+        """The refused amount of ``quantity`` for ``key``, now zeroed."""
+        with self._refused_lock:
+            return self.refused.pop((key, quantity), 0)
 
     def note_epochs(self, readings):
         """Log, once per VM, a new QEMU process and the unseen window."""
@@ -186,7 +203,9 @@ class Cycle:
             mono_ns=reading.mono_ns, account_failed=disk.account_failed,
             device_id=disk.device_id,
             lifetime_s=self._lifetimes.get(instance_id),
-            is_new=is_new, conflict=conflict)
+            is_new=is_new, conflict=conflict,
+            on_refused=lambda meter, amount: self.agent.add_refused(
+                key, meter, amount))
 
     def metadata(self, conf, instance, dev):
         """Resource metadata of one disk, built once per cycle.

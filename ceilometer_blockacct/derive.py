@@ -108,19 +108,28 @@ def _counter_or_none(v):
                          and 0 <= v <= records.COUNTER_MAX)
 
 
+# [blockacct] implausible_policy: what an implausible increase bills.
+REFUSE = 'refuse'   # nothing
+CAP = 'cap'         # up to the bound
+BILL = 'bill'       # all of it (still logged as an error)
+
+
 @dataclasses.dataclass(frozen=True)
 class Limits:
-    """Plausibility bounds (see the [blockacct] max_* options)."""
+    """Plausibility bounds and policy (see the [blockacct] options)."""
 
     bytes_per_second: int
     requests_per_second: int
     queue_depth: int
+    bytes_per_request: int = None
+    policy: str = REFUSE
 
     @classmethod
     def from_conf(cls, conf):
         o = conf.blockacct
         return cls(o.max_bytes_per_second, o.max_requests_per_second,
-                   o.max_queue_depth)
+                   o.max_queue_depth, o.max_bytes_per_request,
+                   o.implausible_policy)
 
 
 @dataclasses.dataclass
@@ -141,6 +150,9 @@ class Point:
     is_new: bool = False
     # Why this reading cannot be placed (contradicts what was seen).
     conflict: str = None
+    # Called with (meter, amount) for each increase not billed as
+    # implausible: the refused meters count them.
+    on_refused: object = None
 
 
 def _new_baseline(point, values):
@@ -155,27 +167,33 @@ def _lifetime(point):
     return max(point.mono_ns / NS_PER_S, 1.0)
 
 
-def _rate_limit(unit, limits):
-    """The most a counter of ``unit`` can grow in one second."""
-    if unit == 'B':
+def _rate_limit(field, limits):
+    """The most counter ``field`` can grow in one second."""
+    quantity = meters.COUNTERS[field].quantity
+    if quantity == meters.BYTES:
         return limits.bytes_per_second
-    if unit == 'ns':
+    if quantity in (meters.TIME, meters.IDLE):
         # Request time accrues at most queue_depth ns per ns of wall time.
         return limits.queue_depth * NS_PER_S
     return limits.requests_per_second
 
 
-def _field_unit(field):
-    if field.endswith('_bytes'):
-        return 'B'
-    if field.endswith('_ns'):
-        return 'ns'
-    return 'request'
-
-
 def plausible(field, increase, seconds, limits):
     """Whether ``field`` can have grown by ``increase`` in ``seconds``."""
-    return increase <= _rate_limit(_field_unit(field), limits) * seconds
+    return increase <= _rate_limit(field, limits) * seconds
+
+
+def _bound(meter, seconds, d_ops, limits):
+    """The most ``meter.source`` can have grown in ``seconds``.
+
+    By rate, and for bytes also by the requests that carried them
+    (``d_ops``, None when unknown).
+    """
+    bound = _rate_limit(meter.source, limits) * seconds
+    if (meter.ops_source and d_ops is not None
+            and limits.bytes_per_request is not None):
+        bound = min(bound, d_ops * limits.bytes_per_request)
+    return int(bound)
 
 
 def _show(value):
@@ -253,6 +271,38 @@ def _unplaced(point, meter, baseline, values):
     return False
 
 
+def _values(meter, point, value):
+    """The values a delta meter keeps.
+
+    The counter, and for bytes the operations that bound them.
+    """
+    if meter.ops_source:
+        return [value, _counter(point, meter, meter.ops_source)]
+    return [value]
+
+
+def _implausible(meter, point, limits, increase, bound, what, new, kept):
+    """Apply ``[blockacct] implausible_policy`` to an implausible increase.
+
+    :returns: (volume, baseline) as :func:`delta` does.
+    """
+    policy = limits.policy
+    refused = increase if policy == REFUSE else (
+        increase - bound if policy == CAP else 0)
+    billed = {REFUSE: None, CAP: bound, BILL: increase}[policy]
+    _err(point, meter, '%s: %s; the counter may have been tampered with'
+         % (what, {REFUSE: 'refused, not billed',
+                   CAP: 'capped to the bound',
+                   BILL: 'billed all the same (implausible_policy=bill)'}[
+                       policy]),
+         increase=increase, bound=bound)
+    if refused and point.on_refused is not None:
+        point.on_refused(meter, refused)
+    if policy == REFUSE:
+        return None, kept
+    return billed, new
+
+
 def delta(meter, point, baseline, limits):
     """Reset-safe increase of ``meter.source`` since the baseline.
 
@@ -261,64 +311,79 @@ def delta(meter, point, baseline, limits):
     value = _counter(point, meter, meter.source)
     if value is None:
         return None, None
-    if _unplaced(point, meter, baseline, [value]):
+    values = _values(meter, point, value)
+    if _unplaced(point, meter, baseline, values):
         return None, None
     if baseline is not None and baseline.same_identity(point):
-        return _same_identity_delta(meter, point, baseline, value, limits)
-    # A new identity: its counter started at 0 when it began.
+        return _same_identity_delta(meter, point, baseline, values, limits)
+    # A new identity: its counters started at 0 when it began.
+    new = _new_baseline(point, values)
     lifetime = _lifetime(point)
-    if not plausible(meter.source, value, lifetime, limits):
-        _err(point, meter, 'implausible counter for its age: refused, '
-             'not billed; the counter may have been tampered with',
-             reading=value, lifetime='%.0f s' % lifetime)
-        return None, None
-    new = _new_baseline(point, [value])
-    if point.is_new:
-        if baseline is not None:
-            LOG.debug('%(key)s %(meter)s: new identity %(epoch)s/%(dev)s, '
-                      'the whole counter is new', {
-                          'key': point.key, 'meter': meter.name,
-                          'epoch': point.epoch.key, 'dev': point.device_id})
-        return value, new
-    if value:
-        _warn(point, meter, 'first reading of a disk whose counting may have '
-              'begun before this meter was billed (first run, state lost, '
-              'meter newly enabled): it becomes the baseline, not billed',
-              amount=value)
-    return 0, new
+    if not point.is_new:
+        bound = _bound(meter, lifetime, values[-1] if meter.ops_source
+                       else None, limits)
+        if value > bound:
+            # NOTE: never a baseline: the next plausible reading is.
+            _err(point, meter, 'implausible counter for its age: refused '
+                 'as a baseline', reading=value, bound=bound)
+            return None, None
+        if value:
+            _warn(point, meter, 'first reading of a disk whose counting may '
+                  'have begun before this meter was billed (first run, '
+                  'state lost, meter newly enabled): it becomes the '
+                  'baseline, not billed', amount=value)
+        return 0, new
+    bound = _bound(meter, lifetime, values[-1] if meter.ops_source else None,
+                   limits)
+    if value > bound:
+        return _implausible(meter, point, limits, value, bound,
+                            'implausible counter for its age (%.0f s)'
+                            % lifetime, new, None)
+    if baseline is not None:
+        LOG.debug('%(key)s %(meter)s: new identity %(epoch)s/%(dev)s, the '
+                  'whole counter is new', {
+                      'key': point.key, 'meter': meter.name,
+                      'epoch': point.epoch.key, 'dev': point.device_id})
+    return value, new
 
 
-def _same_identity_delta(meter, point, baseline, value, limits):
-    base = baseline.values[0]
+def _d_ops(values, old):
+    if len(values) < 2 or values[1] is None or old[1] is None:
+        return None
+    return values[1] - old[1] if values[1] >= old[1] else None
+
+
+def _same_identity_delta(meter, point, baseline, values, limits):
+    value, base = values[0], baseline.values[0]
     if base is None or value < base:
         if base is not None:
-            _err(point, meter, 'counter went backwards within one '
-                 'device of one QEMU process: not billed, the higher '
-                 'baseline is kept', reading=value, baseline=base,
+            _err(point, meter, 'counter went backwards within one device of '
+                 'one QEMU process: not billed, the higher baseline is '
+                 'kept', reading=value, baseline=base,
                  window=_window(point, baseline))
         return None, None
     seconds = max((point.mono_ns - baseline.mono_ns) / NS_PER_S, 1e-3)
     increase = value - base
-    if plausible(meter.source, increase, seconds, limits):
-        return increase, _new_baseline(point, [value])
+    new = _new_baseline(point, values)
+    bound = _bound(meter, seconds, _d_ops(values, baseline.values), limits)
+    if increase <= bound:
+        return increase, new
     refused = baseline.refused
     if refused is not None and refused[1][0] is not None:
-        r_mono, (r_value,) = refused
+        r_mono, r_values = refused
         r_seconds = max((point.mono_ns - r_mono) / NS_PER_S, 1e-3)
-        if (r_value <= value and point.mono_ns > r_mono
-                and plausible(meter.source, value - r_value, r_seconds,
-                              limits)):
+        r_bound = _bound(meter, r_seconds, _d_ops(values, r_values), limits)
+        if (r_values[0] <= value and point.mono_ns > r_mono
+                and value - r_values[0] <= r_bound):
             # The counter really jumped and goes on from there: bill from
             # the jump on; the jump itself (logged when refused) is not.
             _warn(point, meter, 'counter goes on from the refused '
                   'reading: billing resumes from it, the jump stays '
-                  'unbilled', jump=r_value - base)
-            return value - r_value, _new_baseline(point, [value])
-    _err(point, meter, 'implausible increase: refused, not billed; the '
-         'counter may have been tampered with', amount=increase,
-         window='%.1f s' % seconds)
-    kept = dataclasses.replace(baseline, refused=[point.mono_ns, [value]])
-    return None, kept
+                  'unbilled', jump=r_values[0] - base)
+            return value - r_values[0], new
+    kept = dataclasses.replace(baseline, refused=[point.mono_ns, values])
+    return _implausible(meter, point, limits, increase, bound,
+                        'implausible increase in %.1f s' % seconds, new, kept)
 
 
 def _op_deltas(meter, point, baseline, values, limits):

@@ -18,6 +18,7 @@ by position.
 """
 
 import dataclasses
+import fractions
 
 # Sample types, spelled as Ceilometer spells them (ceilometer.sample.TYPE_*);
 # kept here so the table can be read without importing Ceilometer.
@@ -31,6 +32,9 @@ KIND_GAUGE = 'gauge'        # a raw instantaneous value
 KIND_DELTA = 'delta'        # reset-safe increase since the last poll
 KIND_LATENCY = 'latency'    # delta(time) / delta(completed ops), in ms
 KIND_QUEUE = 'queue'        # delta(time) / delta(wall time) (Little's law)
+# Increases refused as implausible since the last poll, summed over the
+# disk's counters of one quantity.
+KIND_REFUSED = 'refused'
 
 # Archive policies (defined in ceilometer_blockacct.gnocchi).
 POLICY_RATE = 'blockacct-rate'
@@ -40,29 +44,102 @@ POLICY_DELTA = 'blockacct-delta'
 # The resource type every meter is attached to, as upstream's disk.device.*.
 RESOURCE_TYPE = 'instance_disk'
 
-# Counter record fields.  They are QMP query-blockstats' own names; the
-# libvirt bulk-stats reader maps its keys onto them.
-OPS = {'read': 'rd', 'write': 'wr', 'flush': 'flush'}
+
+def resource_id(instance_id, dev):
+    """The ``instance_disk`` resource id of a disk, as upstream's."""
+    return '%s-%s' % (instance_id, dev)
 
 
-def _ops_field(op):
+# -- the counter vocabulary ---------------------------------------------------
+
+# What a counter counts; it decides its unit and its plausibility bound.
+BYTES = 'bytes'
+REQUESTS = 'requests'
+TIME = 'time'
+IDLE = 'idle'
+_UNITS = {BYTES: 'B', REQUESTS: 'request', TIME: 'ns', IDLE: 'ns'}
+
+
+@dataclasses.dataclass(frozen=True)
+class Counter:
+    """One counter of a virtual disk, named as QMP query-blockstats names it.
+
+    Every source maps its own keys onto these names (``bulk`` is the key
+    suffix in libvirt bulk stats, when libvirt has the counter there).
+    """
+
+    name: str
+    op: str
+    quantity: str
+    bulk: str = None
+    # A short column header (ceilometer-blockacct show).
+    header: str = None
+
+    @property
+    def unit(self):
+        return _UNITS[self.quantity]
+
+
+# QEMU's names per operation: rd, wr, flush, unmap (a discard).
+OPS = {'read': 'rd', 'write': 'wr', 'flush': 'flush', 'discard': 'unmap'}
+_BULK_OPS = {'read': 'rd', 'write': 'wr', 'flush': 'fl'}
+
+
+def _counters():
+    found = []
+    for op, q in OPS.items():
+        bulk = _BULK_OPS.get(op)
+        short = {'read': 'rd', 'write': 'wr', 'flush': 'fl',
+                 'discard': 'dc'}[op]
+        found += [
+            Counter('%s_operations' % q, op, REQUESTS,
+                    bulk and '%s.reqs' % bulk, short + '_ops'),
+            Counter('%s_total_time_ns' % q, op, TIME,
+                    bulk and '%s.times' % bulk, short + '_time_ns'),
+            Counter('failed_%s_operations' % q, op, REQUESTS, None,
+                    short + '_failed'),
+            Counter('invalid_%s_operations' % q, op, REQUESTS, None,
+                    short + '_invalid'),
+        ]
+        if op != 'flush':
+            found.append(Counter('%s_bytes' % q, op, BYTES,
+                                 bulk and '%s.bytes' % bulk,
+                                 short + '_bytes'))
+    found.append(Counter('idle_time_ns', None, IDLE, None, 'idle_ns'))
+    return {c.name: c for c in found}
+
+
+# Every counter, in display order: field name -> Counter.
+COUNTERS = _counters()
+
+
+def _ops(op):
     return '%s_operations' % OPS[op]
 
 
-def _time_field(op):
+def _time(op):
     return '%s_total_time_ns' % OPS[op]
 
 
-def _failed_field(op):
+def _failed(op):
     return 'failed_%s_operations' % OPS[op]
 
 
-def _invalid_field(op):
+def _invalid(op):
     return 'invalid_%s_operations' % OPS[op]
 
 
-def _bytes_field(op):
+def _bytes(op):
     return '%s_bytes' % OPS[op]
+
+
+# -- CloudKitty: the unit and factor each billable meter is rated in ---------
+
+GIB = 1024 ** 3
+MILLION = 10 ** 6
+RATE_GIB = ('GiB', fractions.Fraction(1, GIB))
+RATE_MILLION = ('million requests', fractions.Fraction(1, MILLION))
+RATE_EACH = ('request', 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,16 +148,29 @@ class Meter:
 
     name: str
     type: str
-    unit: str
     kind: str
     source: str
     archive_policy: str
-    billable: bool
     description: str
+    billable: bool = False
     # For KIND_LATENCY: the completed-operations counter, and the failed
     # counter that QEMU also charges time for when account_failed is on.
+    # For a bytes delta: the operations counter that bounds bytes per
+    # request.
     ops_source: str = None
     failed_source: str = None
+    # (unit shown by CloudKitty, factor applied to the Gnocchi sum).
+    rating: tuple = None
+    # For KIND_REFUSED: which counters' refused increases it sums.
+    refused_of: str = None
+
+    @property
+    def unit(self):
+        if self.kind == KIND_LATENCY:
+            return 'ms'
+        if self.kind == KIND_QUEUE:
+            return 'request'
+        return COUNTERS[self.source].unit
 
     @property
     def class_name(self):
@@ -98,65 +188,99 @@ class Meter:
 def _build():
     rows = []
 
-    def add(*args, **kwargs):
-        rows.append(Meter(*args, **kwargs))
+    def add(**kwargs):
+        rows.append(Meter(**kwargs))
 
-    add('disk.device.flush.requests', CUMULATIVE, 'request', KIND_COUNTER,
-        _ops_field('flush'), POLICY_RATE, False,
-        'Flush requests completed by the virtual disk (cumulative).')
+    add(name='disk.device.flush.requests', type=CUMULATIVE,
+        kind=KIND_COUNTER, source=_ops('flush'), archive_policy=POLICY_RATE,
+        description='Flush requests completed by the virtual disk '
+                    '(cumulative).')
     for op in OPS:
-        add('disk.device.%s.total.time' % op, CUMULATIVE, 'ns', KIND_COUNTER,
-            _time_field(op), POLICY_RATE, False,
-            'Total time spent on %s requests (cumulative; upstream calls '
-            'this disk.device.%s.latency).' % (op, op))
+        add(name='disk.device.%s.total.time' % op, type=CUMULATIVE,
+            kind=KIND_COUNTER, source=_time(op), archive_policy=POLICY_RATE,
+            description='Total time spent on %s requests (cumulative%s).' % (
+                op, '' if op in ('flush', 'discard') else
+                '; upstream calls this disk.device.%s.latency' % op))
     for op in OPS:
-        add('disk.device.%s.requests.failed' % op, CUMULATIVE, 'request',
-            KIND_COUNTER, _failed_field(op), POLICY_RATE, False,
-            'Failed %s requests (I/O error; cumulative).' % op)
+        add(name='disk.device.%s.requests.failed' % op, type=CUMULATIVE,
+            kind=KIND_COUNTER, source=_failed(op),
+            archive_policy=POLICY_RATE,
+            description='Failed %s requests (I/O error; cumulative).' % op)
     for op in OPS:
-        add('disk.device.%s.requests.invalid' % op, CUMULATIVE, 'request',
-            KIND_COUNTER, _invalid_field(op), POLICY_RATE, False,
-            'Invalid %s requests rejected by the device model '
-            '(cumulative).' % op)
-    add('disk.device.idle.time', GAUGE, 'ns', KIND_GAUGE, 'idle_time_ns',
-        POLICY_GAUGE, False,
-        'Time since the disk was last used (absent before its first I/O).')
+        add(name='disk.device.%s.requests.invalid' % op, type=CUMULATIVE,
+            kind=KIND_COUNTER, source=_invalid(op),
+            archive_policy=POLICY_RATE,
+            description='Invalid %s requests rejected by the device model '
+                        '(cumulative).' % op)
+    # Upstream has no discard meters: the cumulative pair of its deltas.
+    add(name='disk.device.discard.requests', type=CUMULATIVE,
+        kind=KIND_COUNTER, source=_ops('discard'),
+        archive_policy=POLICY_RATE,
+        description='Discard (unmap, TRIM) requests completed by the '
+                    'virtual disk (cumulative).')
+    add(name='disk.device.discard.bytes', type=CUMULATIVE, kind=KIND_COUNTER,
+        source=_bytes('discard'), archive_policy=POLICY_RATE,
+        description='Bytes discarded (unmapped) by the guest (cumulative).')
+    add(name='disk.device.idle.time', type=GAUGE, kind=KIND_GAUGE,
+        source='idle_time_ns', archive_policy=POLICY_GAUGE,
+        description='Time since the disk was last used (absent before its '
+                    'first I/O).')
     for op in OPS:
-        add('disk.device.%s.latency.avg' % op, GAUGE, 'ms', KIND_LATENCY,
-            _time_field(op), POLICY_GAUGE, False,
-            'Average %s latency over the poll interval: delta(time) / '
-            'delta(completed requests); no sample when no request '
-            'completed.' % op,
-            ops_source=_ops_field(op), failed_source=_failed_field(op))
+        add(name='disk.device.%s.latency.avg' % op, type=GAUGE,
+            kind=KIND_LATENCY, source=_time(op), archive_policy=POLICY_GAUGE,
+            ops_source=_ops(op), failed_source=_failed(op),
+            description='Average %s latency over the poll interval: '
+                        'delta(time) / delta(completed requests); no sample '
+                        'when no request completed.' % op)
     for op in OPS:
-        add('disk.device.%s.queue.depth' % op, GAUGE, 'request', KIND_QUEUE,
-            _time_field(op), POLICY_GAUGE, False,
-            'Average number of %s requests in flight over the poll '
-            'interval: delta(time) / delta(wall time).' % op)
-    for op in ('read', 'write'):
-        add('disk.device.%s.bytes.delta' % op, DELTA, 'B', KIND_DELTA,
-            _bytes_field(op), POLICY_DELTA, True,
-            'Bytes %s since the last poll (reset-safe).' % (
-                'read' if op == 'read' else 'written'))
+        add(name='disk.device.%s.queue.depth' % op, type=GAUGE,
+            kind=KIND_QUEUE, source=_time(op), archive_policy=POLICY_GAUGE,
+            description='Average number of %s requests in flight over the '
+                        'poll interval: delta(time) / delta(wall time).' % op)
+    for op in ('read', 'write', 'discard'):
+        add(name='disk.device.%s.bytes.delta' % op, type=DELTA,
+            kind=KIND_DELTA, source=_bytes(op), archive_policy=POLICY_DELTA,
+            billable=True, rating=RATE_GIB,
+            ops_source=None if op == 'discard' else _ops(op),
+            description='Bytes %s since the last poll (reset-safe).' % {
+                'read': 'read', 'write': 'written',
+                'discard': 'discarded'}[op])
     for op in OPS:
-        add('disk.device.%s.requests.delta' % op, DELTA, 'request',
-            KIND_DELTA, _ops_field(op), POLICY_DELTA, True,
-            '%s requests completed since the last poll '
-            '(reset-safe).' % op.capitalize())
+        add(name='disk.device.%s.requests.delta' % op, type=DELTA,
+            kind=KIND_DELTA, source=_ops(op), archive_policy=POLICY_DELTA,
+            billable=True, rating=RATE_MILLION,
+            description='%s requests completed since the last poll '
+                        '(reset-safe).' % op.capitalize())
     for op in OPS:
-        add('disk.device.%s.requests.failed.delta' % op, DELTA, 'request',
-            KIND_DELTA, _failed_field(op), POLICY_DELTA, True,
-            'Failed %s requests since the last poll (reset-safe).' % op)
+        add(name='disk.device.%s.requests.failed.delta' % op, type=DELTA,
+            kind=KIND_DELTA, source=_failed(op), archive_policy=POLICY_DELTA,
+            billable=True, rating=RATE_EACH,
+            description='Failed %s requests since the last poll '
+                        '(reset-safe).' % op)
     for op in OPS:
-        add('disk.device.%s.requests.invalid.delta' % op, DELTA, 'request',
-            KIND_DELTA, _invalid_field(op), POLICY_DELTA, True,
-            'Invalid %s requests since the last poll (reset-safe).' % op)
+        add(name='disk.device.%s.requests.invalid.delta' % op, type=DELTA,
+            kind=KIND_DELTA, source=_invalid(op),
+            archive_policy=POLICY_DELTA, billable=True, rating=RATE_EACH,
+            description='Invalid %s requests since the last poll '
+                        '(reset-safe).' % op)
     for op in OPS:
-        add('disk.device.%s.total.time.delta' % op, DELTA, 'ns', KIND_DELTA,
-            _time_field(op), POLICY_DELTA, False,
-            'Time spent on %s requests since the last poll (reset-safe): '
-            'sum(this) / sum(requests.delta) is the average latency of any '
-            'period, across QEMU restarts.' % op)
+        add(name='disk.device.%s.total.time.delta' % op, type=DELTA,
+            kind=KIND_DELTA, source=_time(op), archive_policy=POLICY_DELTA,
+            description='Time spent on %s requests since the last poll '
+                        '(reset-safe): sum(this) / sum(requests.delta) is '
+                        'the average latency of any period, across QEMU '
+                        'restarts.' % op)
+    add(name='disk.device.bytes.refused', type=DELTA, kind=KIND_REFUSED,
+        source=_bytes('read'), refused_of=BYTES, archive_policy=POLICY_DELTA,
+        description='Increases of the byte counters refused as implausible '
+                    'since the last poll (not billed; see [blockacct] '
+                    'implausible_policy).')
+    add(name='disk.device.requests.refused', type=DELTA, kind=KIND_REFUSED,
+        source=_ops('read'), refused_of=REQUESTS,
+        archive_policy=POLICY_DELTA,
+        description='Increases of the request counters (completed, failed '
+                    'and invalid) refused as implausible since the last '
+                    'poll (not billed).')
     return tuple(rows)
 
 

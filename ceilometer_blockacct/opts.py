@@ -65,6 +65,28 @@ OPTS = [
     cfg.IntOpt('max_requests_per_second', default=10 * 1000 ** 2, min=1,
                help='Plausibility bound on any request counter of one disk, '
                     'as max_bytes_per_second.'),
+    cfg.IntOpt('max_bytes_per_request', default=64 * 1024 ** 2, min=512,
+               help='Plausibility bound on the bytes one read or write '
+                    'request carries: a byte counter that grows by more '
+                    'than this times the growth of its request counter was '
+                    'not produced by real I/O. QEMU reports no per-device '
+                    'maximum; the default (64 MiB) is above what a virtio-'
+                    'blk or virtio-scsi request carries from a Linux guest '
+                    '(max_hw_sectors_kb, at most 32 MiB by default) and '
+                    'what one IDE/SATA LBA48 command can (65536 sectors, '
+                    '32 MiB). Discards are not bounded this way (one unmap '
+                    'request may cover gigabytes).'),
+    cfg.StrOpt('implausible_policy', default='refuse',
+               choices=[('refuse', 'bill nothing of an implausible '
+                                   'increase'),
+                        ('cap', 'bill up to the plausibility bound'),
+                        ('bill', 'bill all of it (still logged as an '
+                                 'error)')],
+               help='What an increase beyond the plausibility bounds bills. '
+                    'Whatever is not billed is counted in the '
+                    'disk.device.bytes.refused and '
+                    'disk.device.requests.refused meters and logged as an '
+                    'error with the amount.'),
     cfg.IntOpt('max_queue_depth', default=65536, min=1,
                help='Plausibility bound on delta(total time) / delta(wall '
                     'time) for one disk and operation.'),

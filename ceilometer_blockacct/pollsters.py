@@ -97,14 +97,19 @@ class BlockAcctPollster(plugin_base.PollsterBase):
         return samples
 
     def _disk_sample(self, cyc, instance, reading, disk, state, updates):
-        key = '%s-%s' % (instance.id, disk.dev)
-        mark = state.mark if state is not None else None
-        point = cyc.point(key, instance.id, reading, disk, mark)
-        baseline = state.get(key) if state is not None else None
-        volume, new = derive.compute(self.meter, point, baseline,
-                                     self.agent.limits)
-        if new is not None:
-            updates[key] = new
+        key = meters.resource_id(instance.id, disk.dev)
+        if self.meter.kind == meters.KIND_REFUSED:
+            # NOTE: published every cycle (0 most of the time) so that a
+            # sum over any period says how much was refused in it.
+            volume = self.agent.take_refused(key, self.meter.refused_of)
+        else:
+            mark = state.mark if state is not None else None
+            point = cyc.point(key, instance.id, reading, disk, mark)
+            baseline = state.get(key) if state is not None else None
+            volume, new = derive.compute(self.meter, point, baseline,
+                                         self.agent.limits)
+            if new is not None:
+                updates[key] = new
         if volume is None:
             return None
         return sample_mod.Sample(

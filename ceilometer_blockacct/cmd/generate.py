@@ -80,7 +80,7 @@ class GenCloudkitty(_Generator):
         return parser
 
     def text(self, parsed_args):
-        units = (cloudkitty.RAW_UNITS if parsed_args.raw_units
-                 else cloudkitty.BILLING_UNITS)
+        units = (cloudkitty.raw_units if parsed_args.raw_units
+                 else cloudkitty.billing_units)
         return cloudkitty.dump_metrics_config(
             cloudkitty.metrics_config(parsed_args.period, units))

@@ -32,20 +32,7 @@ from ceilometer_blockacct import meters
 from ceilometer_blockacct.sources import reader as reader_mod
 
 # Raw counters shown, in this order, with short headers.
-COUNTERS = [
-    ('rd_operations', 'rd_ops'), ('rd_bytes', 'rd_bytes'),
-    ('wr_operations', 'wr_ops'), ('wr_bytes', 'wr_bytes'),
-    ('flush_operations', 'fl_ops'),
-    ('rd_total_time_ns', 'rd_time_ns'), ('wr_total_time_ns', 'wr_time_ns'),
-    ('flush_total_time_ns', 'fl_time_ns'),
-    ('failed_rd_operations', 'rd_failed'),
-    ('failed_wr_operations', 'wr_failed'),
-    ('failed_flush_operations', 'fl_failed'),
-    ('invalid_rd_operations', 'rd_invalid'),
-    ('invalid_wr_operations', 'wr_invalid'),
-    ('invalid_flush_operations', 'fl_invalid'),
-    ('idle_time_ns', 'idle_ns'),
-]
+COUNTERS = [(c.name, c.header) for c in meters.COUNTERS.values()]
 # Per-interval values: the table's derived meters, headed by short names.
 DERIVED = [(m, m.name[len('disk.device.'):]) for m in meters.METERS
            if m.kind in (meters.KIND_LATENCY, meters.KIND_QUEUE)]

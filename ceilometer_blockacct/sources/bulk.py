@@ -19,6 +19,7 @@ never costs another's: whatever it holds, it gives disks or nothing.
 
 from oslo_log import log
 
+from ceilometer_blockacct import meters
 from ceilometer_blockacct.sources import records
 from ceilometer_blockacct.sources import values
 
@@ -28,16 +29,7 @@ LOG = log.getLogger(__name__)
 MAX_DISKS = 4096
 
 # libvirt bulk-stats key suffix -> our counter field (QMP's name).
-FIELD_MAP = {
-    'rd.reqs': 'rd_operations',
-    'rd.bytes': 'rd_bytes',
-    'rd.times': 'rd_total_time_ns',
-    'wr.reqs': 'wr_operations',
-    'wr.bytes': 'wr_bytes',
-    'wr.times': 'wr_total_time_ns',
-    'fl.reqs': 'flush_operations',
-    'fl.times': 'flush_total_time_ns',
-}
+FIELD_MAP = {c.bulk: c.name for c in meters.COUNTERS.values() if c.bulk}
 
 
 def parse_block_stats(stats, where='domain'):

@@ -88,7 +88,7 @@ class TestMetricsConfig(testtools.TestCase):
                 self.assertEqual(
                     ('million requests', fractions.Fraction(1, 10 ** 6)),
                     (metric['unit'], factor), name)
-        raw = cloudkitty.metrics_config(60, cloudkitty.RAW_UNITS)['metrics']
+        raw = cloudkitty.metrics_config(60, cloudkitty.raw_units)['metrics']
         for name, metric in raw.items():
             self.assertEqual(1, metric['factor'], name)
             self.assertEqual(60, metric['extra_args']['force_granularity'])

@@ -70,7 +70,7 @@ class TestPlacement(Base):
         vol, new = derive.delta(RB, point({'rd_bytes': 5000}),
                                 base([1000]), LIMITS)
         self.assertEqual(4000, vol)
-        self.assertEqual([5000], new.values)
+        self.assertEqual([5000, None], new.values)
         self.assertEqual((E1, NOW), (new.epoch, new.mono_ns))
 
     def test_new_process_proven_new_bills_the_whole_counter(self):
@@ -84,16 +84,16 @@ class TestPlacement(Base):
         vol, new = derive.delta(RB, point({'rd_bytes': 9000}, epoch=E2),
                                 base([1000]), LIMITS)
         self.assertEqual(0, vol)
-        self.assertEqual([9000], new.values)
+        self.assertEqual([9000, None], new.values)
         self.assertLogged('WARNING', 'not billed')
         self.assertIn('amount 9000', self.log.output)
 
     def test_no_baseline_not_new_is_zero_new_is_whole(self):
         vol, new = derive.delta(RB, point({'rd_bytes': 9000}), None, LIMITS)
-        self.assertEqual((0, [9000]), (vol, new.values))
+        self.assertEqual((0, [9000, None]), (vol, new.values))
         vol, new = derive.delta(RB, point({'rd_bytes': 9000}, is_new=True),
                                 None, LIMITS)
-        self.assertEqual((9000, [9000]), (vol, new.values))
+        self.assertEqual((9000, [9000, None]), (vol, new.values))
 
     def test_replugged_device_is_a_new_identity(self):
         # Same process, another device: the old baseline does not apply.
@@ -171,7 +171,7 @@ class TestPlausibility(Base):
         vol, kept = derive.delta(RB, point({'rd_bytes': 2 ** 64 - 1}), b,
                                  LIMITS)
         self.assertIsNone(vol)
-        self.assertEqual([1000], kept.values)
+        self.assertEqual([1000], kept.values[:1])
         self.assertLogged('ERROR', 'implausible increase')
         vol, new = derive.delta(RB, point({'rd_bytes': 3000},
                                           mono_ns=NOW + 10 * S),
@@ -187,7 +187,7 @@ class TestPlausibility(Base):
                                           mono_ns=NOW + 10 * S),
                                 kept, LIMITS)
         self.assertEqual(500, vol)
-        self.assertEqual([jump + 500], new.values)
+        self.assertEqual([jump + 500, None], new.values)
 
     def test_whole_counter_bounded_by_the_lifetime(self):
         # 1 GB/s at most: 5 s of life cannot have read 10 GB.
@@ -324,3 +324,61 @@ class TestCompute(Base):
                     {'epoch': 'b:1:-', 'device': None, 'mono_ns': 1,
                      'values': [2 ** 64]}]:
             self.assertRaises(ValueError, derive.Baseline.from_json, bad)
+
+
+class TestImplausiblePolicy(Base):
+    """[blockacct] implausible_policy and the refused amounts."""
+
+    def run_policy(self, policy, increase):
+        limits = derive.Limits(10 ** 9, 10 ** 6, 1000, 64 * 2 ** 20, policy)
+        refused = []
+        p = point({'rd_bytes': 1000 + increase, 'rd_operations': 10 ** 6})
+        p.on_refused = lambda meter, amount: refused.append(
+            (meter.name, amount))
+        vol, new = derive.delta(RB, p, base([1000, 0]), limits)
+        return vol, new, refused
+
+    def test_refuse_bills_nothing_and_counts_it_all(self):
+        # 10 s at 1 GB/s at most: 10 GB; 25 GB is refused whole.
+        vol, new, refused = self.run_policy(derive.REFUSE, 25 * 10 ** 9)
+        self.assertIsNone(vol)
+        self.assertEqual([1000, 0], new.values)    # the old baseline kept
+        self.assertEqual([(RB.name, 25 * 10 ** 9)], refused)
+
+    def test_cap_bills_the_bound_and_counts_the_rest(self):
+        vol, new, refused = self.run_policy(derive.CAP, 25 * 10 ** 9)
+        self.assertEqual(10 * 10 ** 9, vol)
+        self.assertEqual(1000 + 25 * 10 ** 9, new.values[0])
+        self.assertEqual([(RB.name, 15 * 10 ** 9)], refused)
+
+    def test_bill_bills_it_all_and_logs(self):
+        vol, new, refused = self.run_policy(derive.BILL, 25 * 10 ** 9)
+        self.assertEqual(25 * 10 ** 9, vol)
+        self.assertEqual([], refused)
+        self.assertLogged('ERROR', 'billed all the same')
+
+    def test_plausible_increase_refuses_nothing(self):
+        vol, _, refused = self.run_policy(derive.REFUSE, 5 * 10 ** 9)
+        self.assertEqual((5 * 10 ** 9, []), (vol, refused))
+
+
+class TestBytesPerRequest(Base):
+
+    def test_bytes_need_requests_to_carry_them(self):
+        limits = derive.Limits(10 ** 9, 10 ** 6, 1000, 2 ** 20)
+        # Two requests of at most 1 MiB carry at most 2 MiB.
+        ok, _ = derive.delta(RB, point({'rd_bytes': 2 * 2 ** 20,
+                                        'rd_operations': 12}),
+                             base([0, 10]), limits)
+        self.assertEqual(2 * 2 ** 20, ok)
+        bad, _ = derive.delta(RB, point({'rd_bytes': 2 * 2 ** 20 + 1,
+                                         'rd_operations': 12}),
+                              base([0, 10]), limits)
+        self.assertIsNone(bad)
+        self.assertLogged('ERROR', 'implausible increase')
+
+    def test_unknown_request_counter_bounds_by_rate_only(self):
+        limits = derive.Limits(10 ** 9, 10 ** 6, 1000, 2 ** 20)
+        vol, _ = derive.delta(RB, point({'rd_bytes': 5 * 2 ** 20}),
+                              base([0, None]), limits)
+        self.assertEqual(5 * 2 ** 20, vol)

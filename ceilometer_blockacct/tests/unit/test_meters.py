@@ -44,6 +44,15 @@ class TestMeterTable(testtools.TestCase):
         # The extra that makes period latencies reset-safe.
         expected |= {'disk.device.%s.total.time.delta' % op
                      for op in ('read', 'write', 'flush')}
+        # Discard (QEMU's unmap counters), the disk.device.discard.* family.
+        expected |= {'disk.device.discard.%s' % m for m in (
+            'requests', 'bytes', 'total.time', 'requests.failed',
+            'requests.invalid', 'latency.avg', 'queue.depth', 'bytes.delta',
+            'requests.delta', 'requests.failed.delta',
+            'requests.invalid.delta', 'total.time.delta')}
+        # What the plausibility bounds refused.
+        expected |= {'disk.device.bytes.refused',
+                     'disk.device.requests.refused'}
         self.assertEqual(expected, set(meters.BY_NAME))
 
     def test_types_units_policies(self):
@@ -54,6 +63,7 @@ class TestMeterTable(testtools.TestCase):
                 meters.KIND_LATENCY: (meters.GAUGE, meters.POLICY_GAUGE),
                 meters.KIND_QUEUE: (meters.GAUGE, meters.POLICY_GAUGE),
                 meters.KIND_DELTA: (meters.DELTA, meters.POLICY_DELTA),
+                meters.KIND_REFUSED: (meters.DELTA, meters.POLICY_DELTA),
             }[m.kind]
             self.assertEqual(want, (m.type, m.archive_policy), m.name)
             self.assertEqual(m.kind == meters.KIND_DELTA and m.unit != 'ns',
@@ -103,3 +113,36 @@ class TestMeterTable(testtools.TestCase):
         enabled = {ep.name for ep in eps
                    if any(fnmatch.fnmatch(ep.name, p) for p in patterns)}
         self.assertEqual(set(meters.BY_NAME), enabled)
+
+
+class TestVocabulary(testtools.TestCase):
+
+    def test_every_source_is_a_counter_of_the_vocabulary(self):
+        for m in meters.METERS:
+            for field in m.sources:
+                self.assertIn(field, meters.COUNTERS, m.name)
+
+    def test_units_follow_the_counters(self):
+        self.assertEqual('B', meters.BY_NAME[
+            'disk.device.discard.bytes.delta'].unit)
+        self.assertEqual('ns', meters.BY_NAME[
+            'disk.device.flush.total.time.delta'].unit)
+        self.assertEqual('request', meters.BY_NAME[
+            'disk.device.write.requests.invalid'].unit)
+
+    def test_billable_rows_carry_their_rating(self):
+        for m in meters.METERS:
+            self.assertEqual(m.billable, m.rating is not None, m.name)
+        self.assertEqual(('GiB', 1 / 2 ** 30), tuple(
+            (u, float(f)) for u, f in [meters.BY_NAME[
+                'disk.device.read.bytes.delta'].rating])[0])
+
+    def test_bulk_keys_are_libvirts(self):
+        # libvirt's virConnectGetAllDomainStats block.<n>.* names.
+        self.assertEqual({'rd.reqs', 'rd.bytes', 'rd.times', 'wr.reqs',
+                          'wr.bytes', 'wr.times', 'fl.reqs', 'fl.times'},
+                         {c.bulk for c in meters.COUNTERS.values()
+                          if c.bulk})
+
+    def test_resource_id_is_upstreams(self):
+        self.assertEqual('uuid-vda', meters.resource_id('uuid', 'vda'))

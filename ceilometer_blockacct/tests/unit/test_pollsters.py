@@ -164,12 +164,13 @@ class TestPollsters(testtools.TestCase):
 
     def test_agent_restart_resumes_without_loss_or_double(self):
         u = self.inst.id
-        self.use([reading(u, FULL), reading(u, grow(wr_bytes=100))])
+        self.use([reading(u, FULL),
+                  reading(u, grow(wr_operations=1, wr_bytes=100))])
         self.poll()
         self.assertEqual(100, self.poll()[
             'disk.device.write.bytes.delta'].volume)
         # A new agent process (new Agent, same state dir).
-        self.use([reading(u, grow(wr_bytes=250))])
+        self.use([reading(u, grow(wr_operations=2, wr_bytes=250))])
         self.assertEqual(150, self.poll()[
             'disk.device.write.bytes.delta'].volume)
 
@@ -187,8 +188,11 @@ class TestPollsters(testtools.TestCase):
         basic = {'rd_bytes': 1, 'rd_operations': 1}
         self.use([reading(u, basic)])
         got = self.poll()
+        # and the refused meters, which need no counter.
         self.assertEqual({'disk.device.read.bytes.delta',
-                          'disk.device.read.requests.delta'}, set(got))
+                          'disk.device.read.requests.delta',
+                          'disk.device.bytes.refused',
+                          'disk.device.requests.refused'}, set(got))
 
     def test_one_bad_disk_does_not_stop_the_cycle(self):
         u, v = self.inst.id, 'aaaaaaaa-2222-3333-4444-555555555555'
@@ -201,7 +205,8 @@ class TestPollsters(testtools.TestCase):
         cache, names = {}, set()
         for e in self.exts:
             for s in e.obj.get_samples(None, cache, [self.inst, other]):
-                names.add(s.resource_id)
+                if e.obj.meter.kind != meters.KIND_REFUSED:
+                    names.add(s.resource_id)
         self.assertEqual({v + '-vda'}, names)
 
     def test_crash_between_saving_and_publishing_loses_one_poll(self):
@@ -209,18 +214,20 @@ class TestPollsters(testtools.TestCase):
         # agent that dies with them unpublished loses that poll, and the
         # next agent never publishes it again (no double billing).
         u = self.inst.id
-        self.use([reading(u, FULL), reading(u, grow(rd_bytes=100))])
+        self.use([reading(u, FULL),
+                  reading(u, grow(rd_operations=1, rd_bytes=100))])
         self.poll()
         lost = self.poll()['disk.device.read.bytes.delta'].volume
         self.assertEqual(100, lost)  # ...computed, saved, never published
-        self.use([reading(u, grow(rd_bytes=130))])
+        self.use([reading(u, grow(rd_operations=2, rd_bytes=130))])
         self.assertEqual(30, self.poll()[
             'disk.device.read.bytes.delta'].volume)
 
     def test_state_write_failure_publishes_no_delta(self):
         u = self.inst.id
-        self.use([reading(u, FULL), reading(u, grow(rd_bytes=100)),
-                  reading(u, grow(rd_bytes=150))])
+        self.use([reading(u, FULL),
+                  reading(u, grow(rd_operations=1, rd_bytes=100)),
+                  reading(u, grow(rd_operations=2, rd_bytes=150))])
         self.poll()
         with mock.patch.object(state.StateStore, 'save',
                                side_effect=state.StateError('disk full')):
@@ -235,8 +242,9 @@ class TestPollsters(testtools.TestCase):
     def test_a_vm_started_after_a_listing_is_billed_whole(self):
         u, v = self.inst.id, 'aaaaaaaa-2222-3333-4444-555555555555'
         first = reading(u, FULL)
-        second = reading(u, grow(rd_bytes=10))
-        second.update(reading(v, grow(rd_bytes=700), epoch=epoch(2)))
+        second = reading(u, grow(rd_operations=1, rd_bytes=10))
+        second.update(reading(v, grow(rd_operations=1, rd_bytes=700),
+                              epoch=epoch(2)))
         second.listing = records.Listing(BOOT_ID, {u: 1, v: 2}, 0)
         self.use([first, second])
         self.poll()
@@ -253,8 +261,9 @@ class TestPollsters(testtools.TestCase):
         # Scenario 2: source A's cycle read before source B's; B commits
         # first, then A derives its older reading.
         u = self.inst.id
-        self.use([reading(u, FULL), reading(u, grow(rd_bytes=100)),
-                  reading(u, grow(rd_bytes=300))])
+        self.use([reading(u, FULL),
+                  reading(u, grow(rd_operations=1, rd_bytes=100)),
+                  reading(u, grow(rd_operations=1, rd_bytes=300))])
         self.poll()
         ext = [e for e in self.exts
                if e.name == 'disk.device.read.bytes.delta'][0]
