@@ -164,8 +164,9 @@ class TestCounts(PollsterTestCase):
                         got['disk.device.%s.latency.avg' % op], 9, target)
             self.assertNotIn('disk.device.read.queue.depth', got)
         meta = [s for s in samples if s['resource_id'] == guest.uuid + '-vdb']
-        # vdb: no flush latency (no flush completed), no queue depths.
-        self.assertEqual(len(meters.METERS) - 4, len(meta))
+        # vdb: no flush or discard latency (none completed), no queue
+        # depth (no interval yet).
+        self.assertEqual(len(meters.METERS) - 6, len(meta))
         for s in meta:
             self.assertEqual('vdb', s['resource_metadata']['disk_name'])
             self.assertEqual(guest.uuid,
