@@ -89,6 +89,9 @@ class DiskCounters:
     # unplugged and plugged again, or a target reused by another volume,
     # gets a new one.  None when the source cannot tell (bulk stats).
     device_id: str = None
+    # The disk's <serial> in the domain XML: Nova writes the Cinder volume
+    # id there.  None when the disk has none.
+    serial: str = None
 
 
 @dataclasses.dataclass
