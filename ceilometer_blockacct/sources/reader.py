@@ -38,6 +38,7 @@ import libvirt
 import libvirt_qemu
 from oslo_log import log
 
+from ceilometer_blockacct import host
 from ceilometer_blockacct.sources import backoff as backoff_mod
 from ceilometer_blockacct.sources import bulk
 from ceilometer_blockacct.sources import connection
@@ -56,16 +57,8 @@ _LISTING = ('listing',)
 _BULK = ('bulk',)
 _QMP_CONNECTION = ('qmp-connection',)
 
-
-def boot_id():
-    """This host's boot id: epochs of two boots never collide."""
-    try:
-        with open('/proc/sys/kernel/random/boot_id') as f:
-            return f.read().strip()
-    except OSError as e:
-        LOG.warning('Cannot read the boot id (%s): epochs rely on libvirt '
-                    'domain ids and process start times only', e)
-        return 'unknown-boot'
+# Kept for callers of the old name.
+boot_id = host.boot_id
 
 
 @dataclasses.dataclass(frozen=True)
