@@ -48,88 +48,21 @@ import logging
 
 from oslo_log import log
 
+from ceilometer_blockacct import baseline as baseline_mod
 from ceilometer_blockacct import meters
+from ceilometer_blockacct import plausibility
 from ceilometer_blockacct.sources import records
 
 LOG = log.getLogger(__name__)
 
-NS_PER_S = 1e9
+NS_PER_S = plausibility.NS_PER_S
 NS_PER_MS = 1e6
 
-
-@dataclasses.dataclass
-class Baseline:
-    """What one (disk, meter) remembers of its last placed reading."""
-
-    epoch: records.Epoch
-    device_id: str
-    mono_ns: int
-    values: list
-    # A reading refused as implausible, kept aside: [mono_ns, values].
-    refused: list = None
-
-    def same_identity(self, point):
-        """Whether ``point`` reads the same device of the same process."""
-        if not self.epoch.same_process(point.epoch):
-            return False
-        if self.device_id is None or point.device_id is None:
-            return True
-        return self.device_id == point.device_id
-
-    def to_json(self):
-        return {'epoch': self.epoch.key, 'device': self.device_id,
-                'mono_ns': self.mono_ns, 'values': self.values,
-                'refused': self.refused}
-
-    @classmethod
-    def from_json(cls, data):
-        """Inverse of :meth:`to_json`; :raises ValueError: if malformed."""
-        try:
-            epoch = records.Epoch.from_key(data['epoch'])
-            device, mono_ns = data['device'], data['mono_ns']
-            values, refused = data['values'], data.get('refused')
-        except (KeyError, TypeError, AttributeError) as e:
-            raise ValueError('malformed baseline %r: %s' % (data, e))
-        if not (isinstance(mono_ns, int) and isinstance(values, list)
-                and (device is None or isinstance(device, str))
-                and all(_counter_or_none(v) for v in values)):
-            raise ValueError('malformed baseline %r' % (data,))
-        if refused is not None and not (
-                isinstance(refused, list) and len(refused) == 2
-                and isinstance(refused[0], int)
-                and isinstance(refused[1], list)
-                and all(_counter_or_none(v) for v in refused[1])):
-            raise ValueError('malformed refused reading %r' % (refused,))
-        return cls(epoch, device, mono_ns, values, refused)
-
-
-def _counter_or_none(v):
-    return v is None or (isinstance(v, int) and not isinstance(v, bool)
-                         and 0 <= v <= records.COUNTER_MAX)
-
-
-# [blockacct] implausible_policy: what an implausible increase bills.
-REFUSE = 'refuse'   # nothing
-CAP = 'cap'         # up to the bound
-BILL = 'bill'       # all of it (still logged as an error)
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """Plausibility bounds and policy (see the [blockacct] options)."""
-
-    bytes_per_second: int
-    requests_per_second: int
-    queue_depth: int
-    bytes_per_request: int = None
-    policy: str = REFUSE
-
-    @classmethod
-    def from_conf(cls, conf):
-        o = conf.blockacct
-        return cls(o.max_bytes_per_second, o.max_requests_per_second,
-                   o.max_queue_depth, o.max_bytes_per_request,
-                   o.implausible_policy)
+# The baseline, policy and bounds, where callers of derive look for them.
+Baseline = baseline_mod.Baseline
+_counter_or_none = baseline_mod.counter_or_none
+Limits = plausibility.Limits
+REFUSE, CAP, BILL = plausibility.REFUSE, plausibility.CAP, plausibility.BILL
 
 
 @dataclasses.dataclass
@@ -165,35 +98,6 @@ def _lifetime(point):
     # NOTE: CLOCK_MONOTONIC starts at boot, so it bounds how long any QEMU
     # process on this host can have been counting.
     return max(point.mono_ns / NS_PER_S, 1.0)
-
-
-def _rate_limit(field, limits):
-    """The most counter ``field`` can grow in one second."""
-    quantity = meters.COUNTERS[field].quantity
-    if quantity == meters.BYTES:
-        return limits.bytes_per_second
-    if quantity in (meters.TIME, meters.IDLE):
-        # Request time accrues at most queue_depth ns per ns of wall time.
-        return limits.queue_depth * NS_PER_S
-    return limits.requests_per_second
-
-
-def plausible(field, increase, seconds, limits):
-    """Whether ``field`` can have grown by ``increase`` in ``seconds``."""
-    return increase <= _rate_limit(field, limits) * seconds
-
-
-def _bound(meter, seconds, d_ops, limits):
-    """The most ``meter.source`` can have grown in ``seconds``.
-
-    By rate, and for bytes also by the requests that carried them
-    (``d_ops``, None when unknown).
-    """
-    bound = _rate_limit(meter.source, limits) * seconds
-    if (meter.ops_source and d_ops is not None
-            and limits.bytes_per_request is not None):
-        bound = min(bound, d_ops * limits.bytes_per_request)
-    return int(bound)
 
 
 def _show(value):
@@ -320,8 +224,9 @@ def delta(meter, point, baseline, limits):
     new = _new_baseline(point, values)
     lifetime = _lifetime(point)
     if not point.is_new:
-        bound = _bound(meter, lifetime, values[-1] if meter.ops_source
-                       else None, limits)
+        bound = plausibility.bound(
+            meter, lifetime, values[-1] if meter.ops_source else None,
+            limits)
         if value > bound:
             # NOTE: never a baseline: the next plausible reading is.
             _err(point, meter, 'implausible counter for its age: refused '
@@ -333,8 +238,8 @@ def delta(meter, point, baseline, limits):
                   'state lost, meter newly enabled): it becomes the '
                   'baseline, not billed', amount=value)
         return 0, new
-    bound = _bound(meter, lifetime, values[-1] if meter.ops_source else None,
-                   limits)
+    bound = plausibility.bound(
+        meter, lifetime, values[-1] if meter.ops_source else None, limits)
     if value > bound:
         return _implausible(meter, point, limits, value, bound,
                             'implausible counter for its age (%.0f s)'
@@ -365,14 +270,16 @@ def _same_identity_delta(meter, point, baseline, values, limits):
     seconds = max((point.mono_ns - baseline.mono_ns) / NS_PER_S, 1e-3)
     increase = value - base
     new = _new_baseline(point, values)
-    bound = _bound(meter, seconds, _d_ops(values, baseline.values), limits)
+    bound = plausibility.bound(meter, seconds,
+                               _d_ops(values, baseline.values), limits)
     if increase <= bound:
         return increase, new
     refused = baseline.refused
     if refused is not None and refused[1][0] is not None:
         r_mono, r_values = refused
         r_seconds = max((point.mono_ns - r_mono) / NS_PER_S, 1e-3)
-        r_bound = _bound(meter, r_seconds, _d_ops(values, r_values), limits)
+        r_bound = plausibility.bound(meter, r_seconds,
+                                     _d_ops(values, r_values), limits)
         if (r_values[0] <= value and point.mono_ns > r_mono
                 and value - r_values[0] <= r_bound):
             # The counter really jumped and goes on from there: bill from
@@ -400,7 +307,7 @@ def _op_deltas(meter, point, baseline, values, limits):
             diffs.append(new - old)
     seconds = (point.mono_ns - baseline.mono_ns) / NS_PER_S
     fields = meter.sources
-    if not all(plausible(f, d, seconds, limits)
+    if not all(plausibility.plausible(f, d, seconds, limits)
                for f, d in zip(fields, diffs)):
         _err(point, meter, 'implausible increase: no value',
              increase=diffs, window='%.1f s' % seconds)
@@ -477,7 +384,7 @@ def raw(meter, point, limits):
     if meter.kind == meters.KIND_GAUGE:
         ok = value <= lifetime * NS_PER_S
     else:
-        ok = plausible(meter.source, value, lifetime, limits)
+        ok = plausibility.plausible(meter.source, value, lifetime, limits)
     if not ok:
         _err(point, meter, 'implausible value for a process of this '
              'age: not published', reading=value,

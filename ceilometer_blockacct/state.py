@@ -33,11 +33,9 @@ moved aside and the agent starts without state (nothing billed twice).
 """
 
 import contextlib
-import fcntl
 import json
 import os
 import sqlite3
-import stat
 import threading
 
 from oslo_log import log
@@ -45,21 +43,13 @@ from oslo_log import log
 from ceilometer_blockacct import derive
 from ceilometer_blockacct import host
 from ceilometer_blockacct import registry as registry_mod
+from ceilometer_blockacct import state_schema
+from ceilometer_blockacct import statedir
 
 LOG = log.getLogger(__name__)
 
 FILENAME = 'baselines.sqlite'
 LOCKNAME = 'lock'
-SCHEMA_VERSION = '2'
-_SCHEMA = (
-    'CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)',
-    'CREATE TABLE IF NOT EXISTS baselines2 (meter TEXT NOT NULL, '
-    'disk TEXT NOT NULL, boot TEXT NOT NULL, mono_ns INTEGER NOT NULL, '
-    'data TEXT NOT NULL, PRIMARY KEY (meter, disk)) WITHOUT ROWID',
-    'CREATE TABLE IF NOT EXISTS processes (boot TEXT NOT NULL, '
-    'dom INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (boot, dom)) '
-    'WITHOUT ROWID',
-)
 # SQLite primary result codes that mean the file itself is damaged.
 _CORRUPT_CODES = frozenset([11, 26])    # SQLITE_CORRUPT, SQLITE_NOTADB
 
@@ -80,31 +70,6 @@ boottime_ns = host.boottime_ns
 def _is_corrupt(exc):
     code = getattr(exc, 'sqlite_errorcode', None)
     return code is not None and (code & 0xff) in _CORRUPT_CODES
-
-
-def check_state_dir(path):
-    """Create ``path`` 0700 if missing; refuse an unsafe one.
-
-    The baselines decide what is billed: a directory others can write,
-    or a symlink, would let them change it.
-
-    :raises StateError: naming the option and what is wrong.
-    """
-    opt = '[blockacct] state_dir %s' % path
-    try:
-        os.makedirs(path, mode=0o700, exist_ok=True)
-        st = os.lstat(path)
-    except OSError as e:
-        raise StateError('%s is unusable: %s' % (opt, e))
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise StateError('%s must be a directory, not a symlink or a file'
-                         % opt)
-    if st.st_uid != os.geteuid():
-        raise StateError('%s must be owned by the agent\'s user (uid %d), '
-                         'not uid %d' % (opt, os.geteuid(), st.st_uid))
-    if st.st_mode & 0o022:
-        raise StateError('%s must not be writable by group or others (mode '
-                         '%o; chmod 0700 it)' % (opt, st.st_mode & 0o777))
 
 
 class MeterState:
@@ -159,8 +124,11 @@ class StateStore:
         self._meters = {}
         self._lock = threading.RLock()
         self._conn = None
-        check_state_dir(state_dir)
-        self._lockfile = self._take_lock()
+        try:
+            statedir.check_state_dir(state_dir)
+            self._lockfile = statedir.take_lock(state_dir, LOCKNAME)
+        except statedir.StateDirError as e:
+            raise StateError(str(e))
         try:
             self.state_existed = self._open_or_move_aside()
         except (sqlite3.Error, OSError) as e:
@@ -177,26 +145,6 @@ class StateStore:
                         'is logged).', state_dir)
 
     # -- opening -----------------------------------------------------------
-
-    def _take_lock(self):
-        path = os.path.join(self.state_dir, LOCKNAME)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as e:
-            raise StateError('cannot create %s: %s ([blockacct] state_dir)'
-                             % (path, e))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 32, 0).decode('ascii', 'replace').strip()
-            os.close(fd)
-            raise StateError('[blockacct] state_dir %s is in use by another '
-                             'agent (pid %s): two agents on one state would '
-                             'both bill; give each its own state_dir'
-                             % (self.state_dir, holder or '?'))
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        return fd
 
     def _open_or_move_aside(self):
         try:
@@ -220,13 +168,13 @@ class StateStore:
                                          isolation_level=None)
             self._conn.execute('PRAGMA journal_mode=WAL')
             self._conn.execute('PRAGMA synchronous=NORMAL')
-            for statement in _SCHEMA:
+            for statement in state_schema.TABLES:
                 self._conn.execute(statement)
             existed = self._meta('created') is not None
             if not existed:
                 self._set_meta('created', self._now_mark())
-            self._migrate_v1()
-            self._set_meta('schema', SCHEMA_VERSION)
+            state_schema.migrate_v1(self._conn, self.path)
+            self._set_meta('schema', state_schema.VERSION)
             # NOTE: read every row once now, so that a corrupt page shows
             # at start (and is moved aside) rather than in every cycle.
             check = self._conn.execute('PRAGMA quick_check').fetchall()
@@ -236,33 +184,6 @@ class StateStore:
             return existed
         finally:
             os.umask(old_umask)
-
-    def _migrate_v1(self):
-        """Baselines of schema 1 (same identity rules, no device ids)."""
-        if not self._conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND "
-                "name = 'baselines'").fetchone():
-            return
-        rows = self._conn.execute(
-            'SELECT meter, disk, epoch, mono_ns, vals FROM baselines'
-        ).fetchall()
-        moved = 0
-        for meter, disk, epoch, mono_ns, vals in rows:
-            try:
-                b = derive.Baseline.from_json({
-                    'epoch': epoch, 'device': None, 'mono_ns': mono_ns,
-                    'values': json.loads(vals)})
-            except ValueError:
-                continue
-            self._conn.execute(
-                'INSERT OR IGNORE INTO baselines2 VALUES (?, ?, ?, ?, ?)',
-                (meter, disk, b.epoch.boot_id, b.mono_ns,
-                 json.dumps(b.to_json())))
-            moved += 1
-        self._conn.execute('DROP TABLE baselines')
-        LOG.info('State %(path)s: %(n)d baselines migrated to schema '
-                 '%(v)s', {'path': self.path, 'n': moved,
-                           'v': SCHEMA_VERSION})
 
     def _move_aside(self):
         if self._conn is not None:
