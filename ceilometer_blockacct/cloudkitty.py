@@ -30,6 +30,12 @@ provider prices (or zeroes) each of them on its own:
   They are grouped on rather than fetched as ``metadata``: the values are
   fixed for a disk, and metadata costs one more resource search per
   metric and period;
+* ``metadata``: ``volume_id`` (the Cinder volume of the disk, see
+  :data:`ceilometer_blockacct.gnocchi.RESOURCE_ATTRIBUTES`), so a rated
+  disk names its volume.  The collector reads it from the resource as it
+  is when it rates (one resource search per metric and period; empty for
+  a disk without a serial).  A target reused by another volume keeps its
+  resource id, so a period rated after the swap names the new volume;
 * units: bytes are billed in GiB, completed requests in millions; failed
   and invalid requests, which are rare, per request.
 
@@ -48,6 +54,7 @@ PERIOD = 3600
 AGGREGATION = 'sum'
 RE_AGGREGATION = 'sum'
 GROUPBY = ('id', 'instance_id', 'name', 'project_id', 'user_id')
+METADATA = tuple(gnocchi.RESOURCE_ATTRIBUTES)
 
 
 def billable_meters():
@@ -91,7 +98,7 @@ def metric_entry(meter, granularity=PERIOD, units=None,
         'factor': _factor(factor),
         'description': meter.description,
         'groupby': list(GROUPBY),
-        'metadata': [],
+        'metadata': list(METADATA),
         'extra_args': {
             'resource_type': meters.RESOURCE_TYPE,
             'resource_key': 'id',

@@ -207,19 +207,24 @@ class Cycle:
             on_refused=lambda meter, amount: self.agent.add_refused(
                 key, meter, amount))
 
-    def metadata(self, conf, instance, dev):
+    def metadata(self, conf, instance, disk):
         """Resource metadata of one disk, built once per cycle.
 
-        Ceilometer's helper derives it from the instance (~47 us a call);
-        every meter of the disk shares the result.
+        ``disk`` is the disk's :class:`records.DiskCounters`.  Ceilometer's
+        helper derives the metadata from the instance (~47 us a call);
+        every meter of the disk shares the result.  A disk with a
+        ``<serial>`` (Nova writes the Cinder volume id there) also gets
+        ``volume_id``; a disk without one gets no such key.
         """
-        key = (instance.id, dev)
+        key = (instance.id, disk.dev, disk.serial)
         found = self._metadata.get(key)
         if found is None:
+            extra = {'disk_name': disk.dev, 'instance_id': instance.id}
+            if disk.serial is not None:
+                extra['volume_id'] = disk.serial
             found = util.make_sample_from_instance(
                 conf, instance, name='', type='gauge', unit='', volume=0,
-                additional_metadata={'disk_name': dev,
-                                     'instance_id': instance.id},
+                additional_metadata=extra,
             ).resource_metadata
             self._metadata[key] = found
         return found

@@ -19,7 +19,10 @@ Everything here derives from :data:`ceilometer_blockacct.meters.METERS`:
   for Ceilometer's gnocchi publisher: upstream's whole file (the one of the
   *installed* Ceilometer) plus our policies and meters;
 * :func:`plan_archive_policy` -- what ``ceilometer-blockacct gnocchi-setup``
-  must do about one policy given what Gnocchi already has.
+  must do about one policy given what Gnocchi already has;
+* :data:`RESOURCE_ATTRIBUTES` -- the optional attributes we add to
+  ``instance_disk`` (``volume_id``), :func:`plan_resource_attributes` and
+  :func:`ensure_resource_attributes`, which ``gnocchi-setup`` calls.
 
 About ``back_window``: Gnocchi counts it in periods of the policy's
 *coarsest* granularity (``ArchivePolicy.max_block_size``, used as the block
@@ -36,6 +39,7 @@ metricd: the raw series keeps ``back_window + 1`` hours of points (one more
 for ``rate:*`` methods), i.e. up to 10800 points per metric at 1 s polling.
 """
 
+import contextlib
 import copy
 import importlib.metadata
 import importlib.resources
@@ -58,6 +62,20 @@ AGGREGATION_METHODS = {
     meters.POLICY_RATE: ('rate:sum', 'rate:mean', 'last'),
     meters.POLICY_GAUGE: ('mean', 'min', 'max', 'count'),
     meters.POLICY_DELTA: ('sum', 'count'),
+}
+
+# Attributes of instance_disk that Ceilometer's resource type lacks, in
+# Gnocchi's resource-type form, and the sample metadata each is read from.
+# NOTE: optional, so a disk without a <serial> (a local disk) has none, and
+# resources created before the attribute existed stay valid; string, not
+# uuid, because a <serial> set outside Nova need not be a uuid, and a value
+# Gnocchi refuses makes the publisher drop the disk's whole batch.
+RESOURCE_ATTRIBUTES = {
+    'volume_id': {'type': 'string', 'required': False,
+                  'min_length': 0, 'max_length': 255},
+}
+SAMPLE_ATTRIBUTES = {
+    'volume_id': 'resource_metadata.volume_id',
 }
 
 UPSTREAM_PACKAGE = 'ceilometer.publisher'
@@ -158,14 +176,15 @@ def build_resources_definition(upstream=None):
     The publisher reads one file that REPLACES upstream's, and it creates
     the archive policies listed in it, so we keep upstream's whole content
     (``archive_policy_default``, ``archive_policies``, ``resources``) and add
-    our policies and our meters to the ``instance_disk`` resource (whose
-    ``name`` and ``instance_id`` attributes upstream already maps from
-    ``disk_name`` and ``instance_id``).
+    our policies, our meters and :data:`SAMPLE_ATTRIBUTES` to the
+    ``instance_disk`` resource (whose ``name`` and ``instance_id``
+    attributes upstream already maps from ``disk_name`` and
+    ``instance_id``).
 
     :param upstream: parsed upstream definition (default: the installed
         Ceilometer's); it is not modified.
     :raises ValueError: if upstream lacks ``instance_disk`` or already
-        defines one of our meter or policy names.
+        defines one of our meter, attribute or policy names.
     """
     data = copy.deepcopy(
         load_upstream_resources() if upstream is None else upstream)
@@ -182,6 +201,11 @@ def build_resources_definition(upstream=None):
     if len(disks) != 1:
         raise ValueError('upstream resources file has %d %s entries, '
                          'expected 1' % (len(disks), meters.RESOURCE_TYPE))
+    attributes = disks[0].setdefault('attributes', {})
+    for name, path in SAMPLE_ATTRIBUTES.items():
+        if name in attributes:
+            raise ValueError('upstream already maps attribute %s' % name)
+        attributes[name] = path
     metrics = disks[0].setdefault('metrics', {})
     if isinstance(metrics, list):
         metrics = disks[0]['metrics'] = dict.fromkeys(metrics)
@@ -329,3 +353,124 @@ def plan_archive_policy(wanted, existing):
 
 def _fmt(seconds):
     return '/'.join('%g' % s for s in seconds)
+
+
+# -- resource type attributes -------------------------------------------------
+
+class MalformedResourceType(ValueError):
+    """Gnocchi's answer is not a resource type we can check."""
+
+
+class AttributeConflict(Exception):
+    """An attribute of ours exists in another form (not changed in place)."""
+
+
+def plan_resource_attributes(existing, wanted=None):
+    """Decide what to do about our attributes of one resource type.
+
+    :param existing: Gnocchi's answer for the resource type (any JSON).
+    :param wanted: ``{name: definition}``, default
+        :data:`RESOURCE_ATTRIBUTES`.
+    :returns: ``(action, details)``: ``('ok', None)``, ``('update', JSON
+        patch operations adding the missing ones)`` or ``('conflict',
+        human-readable differences)``.
+    :raises MalformedResourceType: if ``existing`` is not a resource type.
+    """
+    wanted = RESOURCE_ATTRIBUTES if wanted is None else wanted
+    if not isinstance(existing, dict):
+        raise MalformedResourceType('the answer is %s, not an object'
+                                    % _kind(existing))
+    have = existing.get('attributes')
+    if not isinstance(have, dict):
+        raise MalformedResourceType('its attributes are %s, not an object'
+                                    % _kind(have))
+    patch, conflicts = [], []
+    for name, definition in sorted(wanted.items()):
+        found = have.get(name)
+        if found is None:
+            patch.append({'op': 'add', 'path': '/attributes/%s' % name,
+                          'value': dict(definition)})
+            continue
+        if not isinstance(found, dict):
+            raise MalformedResourceType('attribute %s is %s, not an object'
+                                        % (name, _kind(found)))
+        differences = _attribute_differences(found, definition)
+        if differences:
+            conflicts.append('attribute %s %s' % (name,
+                                                  ', '.join(differences)))
+    if conflicts:
+        return 'conflict', conflicts
+    if patch:
+        return 'update', patch
+    return 'ok', None
+
+
+def _attribute_differences(found, wanted):
+    """What makes an existing attribute unfit to hold our values."""
+    out = []
+    if found.get('type') != wanted['type']:
+        out.append('is of type %s, expected %s'
+                   % (_show(found.get('type')), wanted['type']))
+        return out
+    if found.get('required') and not wanted['required']:
+        # NOTE: a disk without a <serial> could not be created at all.
+        out.append('is required, expected optional')
+    if wanted['type'] == 'string':
+        longest = found.get('max_length')
+        if not _whole(longest) or longest < wanted['max_length']:
+            out.append('holds %s characters at most, expected %d'
+                       % (_show(longest), wanted['max_length']))
+        shortest = found.get('min_length', 0)
+        if not _whole(shortest) or shortest > wanted['min_length']:
+            out.append('needs %s characters at least, expected %d'
+                       % (_show(shortest), wanted['min_length']))
+    return out
+
+
+def ensure_resource_attributes(client, name=meters.RESOURCE_TYPE,
+                               request=None, wanted=None):
+    """Add the attributes of :data:`RESOURCE_ATTRIBUTES` that ``name`` lacks.
+
+    Idempotent; an attribute another run added meanwhile is checked like
+    one that was there.
+
+    :param client: a gnocchiclient v1 Client (admin: changing a resource
+        type is Gnocchi's ``update resource type`` policy).
+    :param request: ``request(what)`` -> a context manager around each
+        request that turns its failures into the caller's errors (by
+        default they propagate as they are).  A malformed answer raises
+        :class:`MalformedResourceType` (a ValueError) inside it.
+    :returns: the names of the attributes added (empty when all were
+        there as wanted).
+    :raises AttributeConflict: when one exists in a form that cannot hold
+        our values (another type, required, too short): Gnocchi cannot
+        change an attribute in place.
+    """
+    from gnocchiclient import exceptions as g_exc
+
+    request = request or (lambda what: contextlib.nullcontext())
+    get_what = 'GET resource type %s' % name
+    with request(get_what):
+        action, details = plan_resource_attributes(
+            client.resource_type.get(name), wanted)
+    added = []
+    if action == 'update':
+        with request('PATCH resource type %s' % name):
+            try:
+                client.resource_type.update(name, details)
+                added = [op['path'].rpartition('/')[2] for op in details]
+            except g_exc.BadRequest:
+                # NOTE: most likely another run added them first: check
+                # what is there now, like any existing attribute.
+                with request(get_what):
+                    action, details = plan_resource_attributes(
+                        client.resource_type.get(name), wanted)
+                if action == 'update':
+                    raise
+    if action == 'conflict':
+        raise AttributeConflict(
+            'resource type %s: %s; Gnocchi cannot change an attribute in '
+            'place: delete it (gnocchi resource-type update %s -r NAME, '
+            'which drops its values) and run gnocchi-setup again'
+            % (name, '; '.join(details), name))
+    return added

@@ -120,8 +120,7 @@ class BlockAcctPollster(plugin_base.PollsterBase):
             user_id=instance.user_id,
             project_id=instance.tenant_id,
             resource_id=key,
-            resource_metadata=dict(cyc.metadata(self.conf, instance,
-                                                disk.dev)),
+            resource_metadata=dict(cyc.metadata(self.conf, instance, disk)),
             monotonic_time=reading.mono_ns / derive.NS_PER_S,
             # NOTE: Sample's default id is uuid1(), ~35 us here (libuuid's
             # time-safe clock); uuid4() is as unique for a fraction of that.

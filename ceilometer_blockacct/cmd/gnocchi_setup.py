@@ -265,11 +265,26 @@ def setup(client, resource_type=meters.RESOURCE_TYPE, url=None):
     return report
 
 
+def ensure_attributes(client, resource_type=meters.RESOURCE_TYPE, url=None):
+    """Add our optional attributes (``volume_id``) to ``resource_type``.
+
+    :returns: the names of those added (see
+        :func:`gnocchi.ensure_resource_attributes`).
+    :raises SetupError: for every failure.
+    """
+    try:
+        return gnocchi.ensure_resource_attributes(
+            client, resource_type, lambda what: _request(what, url))
+    except gnocchi.AttributeConflict as exc:
+        raise SetupError(str(exc)) from exc
+
+
 class GnocchiSetup(base.Command):
     """Create or check our Gnocchi archive policies (idempotent).
 
     Also checks that the instance_disk resource type, which
-    ceilometer-upgrade creates, exists.  Any failure: one line on stderr,
+    ceilometer-upgrade creates, exists, and adds its optional volume_id
+    attribute when missing.  Any failure: one line on stderr,
     exit code 2.
     """
 
@@ -307,8 +322,10 @@ class GnocchiSetup(base.Command):
                 raise
             raise error from exc
         report = setup(client, url=url)
+        added = ensure_attributes(client, url=url)
         for name, action in report:
             self.app.stdout.write('archive policy %s: %s\n' % (name, action))
-        self.app.stdout.write('resource type %s: ok\n'
-                              % meters.RESOURCE_TYPE)
+        self.app.stdout.write('resource type %s: ok%s\n' % (
+            meters.RESOURCE_TYPE,
+            ''.join(' (attribute %s added)' % a for a in added)))
         return base.EXIT_OK

@@ -15,6 +15,11 @@ The fallback source: a read-only connection suffices, but it has only the
 basic counters and flush (plus timed_group and latency_histogram keys on
 libvirt >= 11.10 / 12.1, which we do not use yet).  One domain's answer
 never costs another's: whatever it holds, it gives disks or nothing.
+
+It cannot say which volume a disk is: bulk stats carry no ``<serial>``, so
+``DiskCounters.serial`` stays None and samples read here have no
+``volume_id`` (Gnocchi keeps the attribute a QMP read set, since the
+publisher only sends the attributes a sample has).
 """
 
 from oslo_log import log
@@ -35,7 +40,8 @@ FIELD_MAP = {c.bulk: c.name for c in meters.COUNTERS.values() if c.bulk}
 def parse_block_stats(stats, where='domain'):
     """Turn one domain's bulk-stats dict into ``{dev: DiskCounters}``.
 
-    ``device_id`` stays None: bulk stats do not name the block node.
+    ``device_id`` and ``serial`` stay None: bulk stats name neither the
+    block node nor the volume.
     """
     if not isinstance(stats, dict):
         LOG.warning('Bulk stats of %(where)s are not a dict: %(stats)s',

@@ -16,7 +16,9 @@ carries the basic ones too, so one query per VM gives everything.  Each
 entry is one guest device (qdev alias) backed by one block node
 (``node-name``): together they are the device's identity inside its QEMU
 process (a disk plugged again gets a new node-name).  The live XML maps an
-alias to its target dev.
+alias to its target dev and its ``<serial>`` (the Cinder volume id Nova
+writes there); it is read again whenever the device set changes, so a
+volume attached at a reused target brings its own serial.
 """
 
 import dataclasses
@@ -80,6 +82,8 @@ class DiskMap:
     aliases: dict
     # alias -> libvirt source index (<source index='N'/>), when given
     indexes: dict
+    # alias -> the disk's <serial> (Nova: the Cinder volume id), when given
+    serials: dict = dataclasses.field(default_factory=dict)
 
 
 def disk_map(xml_text, where='domain'):
@@ -91,7 +95,7 @@ def disk_map(xml_text, where='domain'):
         root = ETree.fromstring(xml_text)
     except (ETree.ParseError, TypeError, ValueError) as e:
         raise errors.ReplyMalformed(where, 'live XML: %s' % e)
-    aliases, indexes = {}, {}
+    aliases, indexes, serials = {}, {}, {}
     for disk in root.findall('./devices/disk'):
         target = disk.find('target')
         alias = disk.find('alias')
@@ -105,7 +109,32 @@ def disk_map(xml_text, where='domain'):
         index = source.get('index') if source is not None else None
         if index is not None and index.isdigit():
             indexes[name] = int(index)
-    return DiskMap(aliases, indexes)
+        serial = _serial(disk, where, dev)
+        if serial is not None:
+            serials[name] = serial
+    return DiskMap(aliases, indexes, serials)
+
+
+def _serial(disk, where, dev):
+    """The ``<serial>`` text of a disk element, or None.
+
+    Whitespace around it is not part of it (libvirt keeps the text as
+    given); a serial that is no usable name is logged and left out, so
+    the disk is accounted with no volume id rather than not at all.
+    """
+    element = disk.find('serial')
+    if element is None or element.text is None:
+        return None
+    serial = element.text.strip()
+    if not serial:
+        return None
+    if not values.is_name(serial):
+        LOG.warning('Disk %(dev)s of %(where)s has a <serial> that is no '
+                    'volume id (%(serial)s): its samples carry none',
+                    {'dev': dev, 'where': where,
+                     'serial': values.show(serial)})
+        return None
+    return serial
 
 
 def aliases_from_xml(xml_text):
@@ -221,7 +250,8 @@ def map_disks(devices, dmap, where='domain'):
         disks[dev] = records.DiskCounters(
             dev=dev, counters=device.counters,
             account_failed=device.account_failed,
-            device_id=device.device_id)
+            device_id=device.device_id,
+            serial=dmap.serials.get(device.alias))
     for alias in stale:
         dev = dmap.aliases.get(alias)
         if dev is not None and owners.get(dev) == alias:
