@@ -361,12 +361,24 @@ class Runner:
         elif kind == 'extra':
             counters['unheard_of_%s' % name] = 7
         elif kind == 'backwards':
-            last = counters.get(name)
-            if isinstance(last, int):
-                fakes.glitch_value(served, uuid, dev, name, last // 2)
+            fakes.glitch_value(served, uuid, dev, name,
+                               self._earlier(served, uuid, dev, name))
         else:
             fakes.glitch_value(served, uuid, dev, name,
                                VALUE_GLITCHES[kind])
+
+    def _earlier(self, served, uuid, dev, field):
+        """A lower value of a counter that is no lie about the past.
+
+        The value this agent saw first, else half: a first reading lower
+        than the truth cannot be told from the truth, and must not bill
+        usage from before the state was created either.
+        """
+        identity, truth = served.origin['%s-%s' % (uuid, dev)]
+        for old_identity, old_truth in self.history[0].origin.values():
+            if old_identity == identity:
+                return old_truth[field]
+        return truth[field] // 2
 
     def _g_swap_disks(self, served, vm, a, b):
         uuid, dev_a = self._disk(served, vm, a)
