@@ -34,3 +34,36 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt_install $missing
 fi
+
+# The Linux test guest (ceilometer_blockacct/tests/functional/fixtures/
+# linux_guest.py): Debian's cloud kernel and busybox-static, downloaded
+# with apt-get and unpacked with dpkg-deb -x under build/ (ignored by git),
+# never installed: installing a kernel would run this host's boot hooks.
+# Done once: remove that directory to fetch the current kernel again.
+guest_dir=${BLOCKACCT_LINUX_GUEST_DIR:-$(pwd)/build/linux-guest}
+if [ "$profile" = test ] && [ ! -e "$guest_dir/.unpacked" ]; then
+    if [ -z "${apt_updated:-}" ]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+    kernel=$(apt-cache depends linux-image-cloud-amd64 \
+             | awk '/Depends: linux-image-/ {print $2; exit}')
+    if [ -z "$kernel" ]; then
+        echo "install-deps: no kernel package behind" \
+             "linux-image-cloud-amd64" >&2
+        exit 1
+    fi
+    echo "install-deps: apt-get download $kernel busybox-static" \
+         "(unpacked in $guest_dir)"
+    download=$(mktemp -d)
+    # NOTE: apt drops root to _apt for downloads: let it write there.
+    chmod 755 "$download"
+    chown _apt "$download" 2>/dev/null || true
+    (cd "$download" && apt-get download -qq "$kernel" busybox-static)
+    rm -rf "$guest_dir"
+    mkdir -p "$guest_dir"
+    dpkg-deb -x "$download"/linux-image-*.deb "$guest_dir/kernel"
+    dpkg-deb -x "$download"/busybox-static_*.deb "$guest_dir/busybox"
+    rm -rf "$download"
+    touch "$guest_dir/.unpacked"
+fi

@@ -313,8 +313,10 @@ class TestEnsureAttributes(testtools.TestCase):
                                   return_value=client):
             self.assertEqual(0, cmd_main.main(
                 ['gnocchi-setup', '--gnocchi-url', 'http://x']))
-            self.assertEqual('resource type instance_disk: ok (attribute '
-                             'volume_id added)\n', stdout.getvalue())
+            self.assertEqual('resource type instance_disk: attribute '
+                             'volume_id added\n'
+                             'resource type instance_disk: ok\n',
+                             stdout.getvalue())
             stdout.truncate(0)
             stdout.seek(0)
             self.assertEqual(0, cmd_main.main(
