@@ -13,11 +13,16 @@
 
 The one place that creates, checks and updates our archive policies in
 Gnocchi (idempotent), and checks that the ``instance_disk`` resource type,
-which ``ceilometer-upgrade`` creates, exists.  Every failure, an answer of
-Gnocchi it cannot read included, is one line on stderr and exit code 2;
-credentials in the URL are never printed.
+which ``ceilometer-upgrade`` creates, exists.  It logs in to Keystone with
+keystoneauth's options, as the ``gnocchi`` CLI does (see
+:mod:`.gnocchi_auth`), or uses basic auth (``--gnocchi-url``) or the
+publisher's ``[service_credentials]`` (``--config-file``).  Every failure,
+a refusal of Keystone or an answer of Gnocchi it cannot read included, is
+one line on stderr and exit code 2; credentials in the URL are never
+printed.
 """
 
+import argparse
 import contextlib
 
 from ceilometer_blockacct.cmd import base
@@ -88,7 +93,7 @@ def bare_url(url):
     return gnocchi_auth.split_credentials(url)[0]
 
 
-def translate_error(exc, url=None):
+def translate_error(exc, url=None, auth='basic'):
     """Turn a client or connection exception into a :class:`SetupError`.
 
     Returns None for exceptions this module does not know.
@@ -102,6 +107,19 @@ def translate_error(exc, url=None):
                         g_exc.UnknownConnectionError, g_exc.SSLError,
                         ka_exc.ConnectionError)):
         return SetupError('cannot reach Gnocchi%s: %s' % (where, exc))
+    if auth == 'keystone' and (isinstance(exc, (
+            g_exc.Unauthorized, ka_exc.Unauthorized)) or status == 401):
+        return SetupError(
+            'Gnocchi%s refused the token (401 Unauthorized): expired, '
+            'revoked or not a token; get a new one (openstack token issue) '
+            'or log in with a password (--os-password, OS_PASSWORD)' % where)
+    if auth == 'keystone' and (isinstance(exc, (
+            g_exc.Forbidden, ka_exc.Forbidden)) or status == 403):
+        return SetupError(
+            'Gnocchi%s refused the request (403 Forbidden): managing '
+            'archive policies needs the admin role: log in as a user with '
+            'the admin role on its project (--os-username, '
+            '--os-project-name or OS_USERNAME, OS_PROJECT_NAME)' % where)
     if isinstance(exc, (g_exc.Unauthorized, ka_exc.Unauthorized)) \
             or status == 401:
         return SetupError(
@@ -119,12 +137,12 @@ def translate_error(exc, url=None):
 
 
 @contextlib.contextmanager
-def _request(what, url):
+def _request(what, url, auth='basic'):
     """Any failure of one request to Gnocchi, as one :class:`SetupError`."""
     try:
         yield
     except Exception as exc:
-        error = translate_error(exc, url)
+        error = translate_error(exc, url, auth)
         if error is not None:
             raise error from exc
         if isinstance(exc, (ValueError, TypeError, AttributeError,
@@ -143,16 +161,17 @@ def _request(what, url):
 class _Gnocchi(object):
     """The few requests gnocchi-setup makes, each failure a SetupError."""
 
-    def __init__(self, client, url=None):
+    def __init__(self, client, url=None, auth='basic'):
         self.client = client
         self.url = url
+        self.auth = auth
 
     def get_policy(self, name):
         """Gnocchi's answer for policy ``name``, or None if it has none."""
         from gnocchiclient import exceptions as g_exc
 
         what = 'GET archive policy %s' % name
-        with _request(what, self.url):
+        with _request(what, self.url, self.auth):
             try:
                 answer = self.client.archive_policy.get(name)
             except (g_exc.ArchivePolicyNotFound, g_exc.NotFound):
@@ -168,7 +187,8 @@ class _Gnocchi(object):
         """Create ``policy``; False if it exists already (a race)."""
         from gnocchiclient import exceptions as g_exc
 
-        with _request('POST archive policy %s' % policy['name'], self.url):
+        with _request('POST archive policy %s' % policy['name'], self.url,
+                      self.auth):
             try:
                 self.client.archive_policy.create(policy)
                 return True
@@ -176,13 +196,15 @@ class _Gnocchi(object):
                 return False
 
     def update_policy(self, name, body):
-        with _request('PATCH archive policy %s' % name, self.url):
+        with _request('PATCH archive policy %s' % name, self.url,
+                      self.auth):
             self.client.archive_policy.update(name, body)
 
     def has_resource_type(self, name):
         from gnocchiclient import exceptions as g_exc
 
-        with _request('GET resource type %s' % name, self.url):
+        with _request('GET resource type %s' % name, self.url,
+                      self.auth):
             try:
                 self.client.resource_type.get(name)
                 return True
@@ -202,7 +224,7 @@ class _Gnocchi(object):
                 % (where, policy['name'], exc)) from exc
 
 
-def ensure_archive_policies(client, wanted=None, url=None):
+def ensure_archive_policies(client, wanted=None, url=None, auth='basic'):
     """Create missing policies, update changeable ones, report the rest.
 
     :returns: list of ``(name, action)`` with action in 'created',
@@ -211,7 +233,7 @@ def ensure_archive_policies(client, wanted=None, url=None):
         place (granularities, aggregation methods) and what to do; and for
         any failed request or unreadable answer.
     """
-    server = _Gnocchi(client, url)
+    server = _Gnocchi(client, url, auth)
     wanted = gnocchi.archive_policies() if wanted is None else wanted
     report, conflicts = [], []
     for policy in wanted:
@@ -246,26 +268,29 @@ def ensure_archive_policies(client, wanted=None, url=None):
     return report
 
 
-def check_resource_type(client, name=meters.RESOURCE_TYPE, url=None):
+def check_resource_type(client, name=meters.RESOURCE_TYPE, url=None,
+                        auth='basic'):
     """Raise :class:`SetupError` unless resource type ``name`` exists."""
-    if not _Gnocchi(client, url).has_resource_type(name):
+    if not _Gnocchi(client, url, auth).has_resource_type(name):
         raise SetupError(
             'Gnocchi has no resource type %r: run ceilometer-upgrade (it '
             'creates Ceilometer\'s resource types) and then gnocchi-setup '
             'again' % name)
 
 
-def setup(client, resource_type=meters.RESOURCE_TYPE, url=None):
+def setup(client, resource_type=meters.RESOURCE_TYPE, url=None,
+          auth='basic'):
     """Everything ``gnocchi-setup`` does; returns the policy report.
 
     :raises SetupError: for every failure (see the module docstring).
     """
-    report = ensure_archive_policies(client, url=url)
-    check_resource_type(client, resource_type, url)
+    report = ensure_archive_policies(client, url=url, auth=auth)
+    check_resource_type(client, resource_type, url, auth)
     return report
 
 
-def ensure_attributes(client, resource_type=meters.RESOURCE_TYPE, url=None):
+def ensure_attributes(client, resource_type=meters.RESOURCE_TYPE, url=None,
+                      auth='basic'):
     """Add our optional attributes (``volume_id``) to ``resource_type``.
 
     :returns: the names of those added (see
@@ -274,9 +299,18 @@ def ensure_attributes(client, resource_type=meters.RESOURCE_TYPE, url=None):
     """
     try:
         return gnocchi.ensure_resource_attributes(
-            client, resource_type, lambda what: _request(what, url))
+            client, resource_type, lambda what: _request(what, url, auth))
     except gnocchi.AttributeConflict as exc:
         raise SetupError(str(exc)) from exc
+
+
+KEYSTONE_EPILOG = """\
+With neither --gnocchi-url nor --config-file, gnocchi-setup logs in to
+Keystone like the gnocchi CLI: --os-auth-type (default password) and its
+--os-* options, or an openrc file's OS_* variables; Gnocchi's endpoint is
+the catalog's "metric" service (--os-region-name, --os-interface) unless
+--os-endpoint-override names it.  The user needs the admin role.
+"""
 
 
 class GnocchiSetup(base.Command):
@@ -284,12 +318,21 @@ class GnocchiSetup(base.Command):
 
     Also checks that the instance_disk resource type, which
     ceilometer-upgrade creates, exists, and adds its optional volume_id
-    attribute when missing.  Any failure: one line on stderr,
-    exit code 2.
+    attribute when missing.  Logs in to Keystone (keystoneauth's --os-*
+    options or OS_* variables), or basic auth with --gnocchi-url, or as
+    Ceilometer's publisher with --config-file.  Any failure: one line on
+    stderr, exit code 2.
     """
 
     def get_parser(self, prog_name):
-        parser = super().get_parser(prog_name)
+        from ceilometer_blockacct.cmd import gnocchi_auth
+
+        # NOTE: keystoneauth's options are added when the arguments are
+        # parsed: which ones depends on --os-auth-type (or OS_AUTH_TYPE).
+        parser = gnocchi_auth.AuthArgumentParser(
+            prog=prog_name, description=self.get_description(),
+            epilog=KEYSTONE_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter)
         parser.add_argument('--gnocchi-url',
                             help='Gnocchi endpoint, with basic auth '
                                  '(Gnocchi [api] auth_mode = basic); '
@@ -301,31 +344,46 @@ class GnocchiSetup(base.Command):
                             help='a ceilometer.conf whose '
                                  '[service_credentials] reach Gnocchi, as '
                                  'the publisher does')
-        parser.add_argument('--timeout', type=float, default=10.0,
-                            help='seconds per HTTP request (default: 10)')
+        # NOTE: --timeout is keystoneauth's session option, with our
+        # default: a stalled Gnocchi must not hang a deployment script.
+        parser.set_defaults(timeout=10.0)
         return parser
 
     def take_action(self, parsed_args):
-        if bool(parsed_args.gnocchi_url) == bool(parsed_args.config_file):
-            raise SetupError('give exactly one of --gnocchi-url and '
-                             '--config-file')
+        from ceilometer_blockacct.cmd import gnocchi_auth
+
         url = parsed_args.gnocchi_url
-        try:
-            client = make_client(url, parsed_args.user,
-                                 parsed_args.config_file,
-                                 parsed_args.timeout)
-        except Exception as exc:
-            # NOTE: e.g. keystoneauth's missing-option errors of a
-            # [service_credentials] section.
-            error = translate_error(exc, url)
-            if error is None:
-                raise
-            raise error from exc
-        report = setup(client, url=url)
-        added = ensure_attributes(client, url=url)
+        config_file = parsed_args.config_file
+        keystone = not (url or config_file) and gnocchi_auth.wants_keystone(
+            parsed_args)
+        if [bool(url), bool(config_file), keystone].count(True) != 1:
+            raise SetupError(
+                'give exactly one of --gnocchi-url (basic auth), '
+                '--config-file (a ceilometer.conf) and Keystone credentials '
+                '(--os-auth-url, --os-username, --os-password, '
+                "--os-project-name, or an openrc file's OS_* variables)")
+        auth = 'basic'
+        if keystone:
+            auth = 'keystone'
+            client, url = gnocchi_auth.keystone_client(parsed_args)
+        else:
+            try:
+                client = make_client(url, parsed_args.user, config_file,
+                                     parsed_args.timeout)
+            except Exception as exc:
+                # NOTE: e.g. keystoneauth's missing-option errors of a
+                # [service_credentials] section.
+                error = translate_error(exc, url)
+                if error is None:
+                    raise
+                raise error from exc
+        report = setup(client, url=url, auth=auth)
+        added = ensure_attributes(client, url=url, auth=auth)
         for name, action in report:
             self.app.stdout.write('archive policy %s: %s\n' % (name, action))
-        self.app.stdout.write('resource type %s: ok%s\n' % (
-            meters.RESOURCE_TYPE,
-            ''.join(' (attribute %s added)' % a for a in added)))
+        for name in added:
+            self.app.stdout.write('resource type %s: attribute %s added\n'
+                                  % (meters.RESOURCE_TYPE, name))
+        self.app.stdout.write('resource type %s: ok\n'
+                              % meters.RESOURCE_TYPE)
         return base.EXIT_OK
