@@ -241,6 +241,33 @@ class TestOverBilling(ScenarioBase):
                                     for a in after])
         self.assertLogged(path, levels=('ERROR', 'WARNING'))
 
+    def test_undecodable_text_in_the_state_moves_it_aside(self):
+        """Scenario 10: any corruption, here bytes that are not UTF-8.
+
+        Found by tox -e fuzz: a few random bytes over the text of the
+        state's boot ids (its creation mark among them) made the agent's
+        start raise UnicodeDecodeError; the file is moved aside instead.
+        """
+        self.host.start(U, ('vda',), started_ago_s=600)
+        self.host.grow(U, 'vda', rd_bytes=2 * GIB)
+        self.start()
+        self.poll()
+        self.driver.stop_agent()
+        path = os.path.join(self.state_dir, 'baselines.sqlite')
+        with open(path, 'rb') as f:
+            data = f.read()
+        self.assertIn(b'boot-1', data)
+        with open(path, 'wb') as f:
+            f.write(data.replace(b'boot-1', b'\xb4\xe4ot-1'))
+        self.start()
+        self.later(rd_bytes=GIB)
+        after = [self.poll()]
+        self.later(rd_bytes=GIB)
+        after.append(self.poll())
+        self.assertEqual([0, GIB], [a.get((READ_BYTES, VDA), 0)
+                                    for a in after])
+        self.assertLogged(path, levels=('ERROR', 'WARNING'))
+
     def test_unusable_state_dir_is_an_error_naming_the_option(self):
         """Scenario 13: an unusable state_dir is an ERROR.
 
