@@ -68,8 +68,19 @@ boottime_ns = host.boottime_ns
 
 
 def _is_corrupt(exc):
+    """Whether a SQLite error says the file itself is damaged."""
+    if isinstance(exc, _Corrupt):
+        return True
     code = getattr(exc, 'sqlite_errorcode', None)
     return code is not None and (code & 0xff) in _CORRUPT_CODES
+
+
+def _decode(raw):
+    """Text of the database; bytes that are not UTF-8 are damage."""
+    try:
+        return raw.decode('utf-8')
+    except UnicodeDecodeError as e:
+        raise _Corrupt('text that is not UTF-8 (%s)' % e)
 
 
 class MeterState:
@@ -150,7 +161,7 @@ class StateStore:
         try:
             return self._open()
         except sqlite3.DatabaseError as e:
-            if not (_is_corrupt(e) or isinstance(e, _Corrupt)):
+            if not _is_corrupt(e):
                 raise
             LOG.warning('State database %(path)s is unreadable (%(err)s): '
                         'moved aside to %(path)s.corrupt; starting without '
@@ -166,6 +177,7 @@ class StateStore:
                 self._conn.close()
             self._conn = sqlite3.connect(self.path, check_same_thread=False,
                                          isolation_level=None)
+            self._conn.text_factory = _decode
             self._conn.execute('PRAGMA journal_mode=WAL')
             self._conn.execute('PRAGMA synchronous=NORMAL')
             for statement in state_schema.TABLES:
@@ -181,6 +193,9 @@ class StateStore:
             if check != [('ok',)]:
                 raise _Corrupt('quick_check: %s' % '; '.join(
                     str(r[0]) for r in check[:3]))
+            # NOTE: decode every text once now (_decode raises on damage).
+            for table in ('meta', 'processes', 'baselines2'):
+                self._conn.execute('SELECT * FROM %s' % table).fetchall()
             return existed
         finally:
             os.umask(old_umask)

@@ -263,3 +263,19 @@ class TestStateStore(testtools.TestCase):
         self.assertEqual((records.Epoch('boot', 7, None), None, 42, [99]),
                          (b.epoch, b.device_id, b.mono_ns, b.values))
         self.assertIn('migrated', self.logger.output)
+
+    def test_undecodable_registry_text_at_start_is_moved_aside(self):
+        store = self.open()
+        store.registry.observe_listing(records.Listing('boot', {'u': 1}, 0),
+                                       10)
+        store.save_registry()
+        store._conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+        store.close()
+        with open(store.path, 'rb') as f:
+            data = f.read()
+        self.assertIn(b'"uuid": "u"', data)
+        with open(store.path, 'wb') as f:
+            f.write(data.replace(b'"uuid": "u"', b'"uuid": "\xb4"'))
+        again = self.open()
+        self.assertFalse(again.state_existed)
+        self.assertEqual({}, again.registry.processes)
