@@ -69,7 +69,7 @@ AGGREGATION_METHODS = {
 # NOTE: optional, so a disk without a <serial> (a local disk) has none, and
 # resources created before the attribute existed stay valid; string, not
 # uuid, because a <serial> set outside Nova need not be a uuid, and a value
-# Gnocchi refuses makes the publisher drop the disk's whole batch.
+# Gnocchi refuses makes the publisher drop that disk's measures.
 RESOURCE_ATTRIBUTES = {
     'volume_id': {'type': 'string', 'required': False,
                   'min_length': 0, 'max_length': 255},
