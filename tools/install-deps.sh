@@ -46,8 +46,10 @@ if [ "$profile" = test ] && [ ! -e "$guest_dir/.unpacked" ]; then
         apt-get update -qq
         apt_updated=1
     fi
+    # NOTE: awk reads to the end: an early exit would make apt-cache
+    # die of SIGPIPE, which pipefail turns into a failure.
     kernel=$(apt-cache depends linux-image-cloud-amd64 \
-             | awk '/Depends: linux-image-/ {print $2; exit}')
+             | awk '/Depends: linux-image-/ && !found {print $2; found=1}')
     if [ -z "$kernel" ]; then
         echo "install-deps: no kernel package behind" \
              "linux-image-cloud-amd64" >&2
