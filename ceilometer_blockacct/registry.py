@@ -52,23 +52,29 @@ class Process:
     devices: dict = dataclasses.field(default_factory=dict)
     # Memory only: (mono_ns, boottime ns) of the last reading recorded.
     last_read: tuple = None
+    # Boottime ns of the first reading recorded (saved): a device absent
+    # from it was plugged after it, even across agent restarts.
+    first_read: int = None
 
     def to_json(self):
         return {'uuid': self.uuid, 'boot': self.boot_id, 'dom': self.dom_id,
                 'start': self.start, 'after': self.appeared_after,
-                'absent': self.absent, 'devices': self.devices}
+                'absent': self.absent, 'devices': self.devices,
+                'first_read': self.first_read}
 
     @classmethod
     def from_json(cls, d):
         """Inverse of :meth:`to_json`; :raises ValueError: if malformed."""
         try:
             p = cls(d['uuid'], d['boot'], d['dom'], d['start'], d['after'],
-                    d['absent'], d['devices'])
+                    d['absent'], d['devices'],
+                    first_read=d.get('first_read'))
         except (KeyError, TypeError) as e:
             raise ValueError('malformed process %r: %s' % (d, e))
         ok = (isinstance(p.uuid, str) and isinstance(p.boot_id, str)
               and isinstance(p.dom_id, int) and _opt_int(p.start)
               and _opt_int(p.appeared_after) and isinstance(p.absent, int)
+              and _opt_int(p.first_read)
               and isinstance(p.devices, dict)
               and all(isinstance(v, list) and len(v) == 2
                       and isinstance(v[0], str) and _opt_int(v[1])
@@ -175,7 +181,8 @@ class Registry:
                                            'dom': epoch.dom_id,
                                            'new': epoch.start,
                                            'old': p.start})
-                    p.appeared_after, p.devices, p.last_read = None, {}, None
+                    p.appeared_after, p.devices = None, {}
+                    p.last_read = p.first_read = None
                 p.start = epoch.start
                 self.dirty = True
             if p.last_read is not None and reading.mono_ns <= p.last_read[0]:
@@ -186,7 +193,10 @@ class Registry:
                 # evidence of anything: it records no device and is not a
                 # reading "without" a device for the next one.
                 return conflicts
-            after = p.last_read[1] if p.last_read else None
+            after = p.last_read[1] if p.last_read else p.first_read
+            if p.first_read is None:
+                p.first_read = at
+                self.dirty = True
             for dev, disk in reading.disks.items():
                 did = disk.device_id
                 if did is not None and did not in p.devices:

@@ -52,6 +52,11 @@ FILENAME = 'baselines.sqlite'
 LOCKNAME = 'lock'
 # SQLite primary result codes that mean the file itself is damaged.
 _CORRUPT_CODES = frozenset([11, 26])    # SQLITE_CORRUPT, SQLITE_NOTADB
+# Codes of the environment, not of the file: permissions, locks, I/O, a
+# full disk, a file that cannot be opened (SQLITE_PERM, BUSY, LOCKED,
+# READONLY, IOERR, FULL, CANTOPEN).  Any other error while opening means
+# the file is not a database of ours (e.g. "unsupported file format").
+_ENVIRONMENT_CODES = frozenset([3, 5, 6, 8, 10, 13, 14])
 
 
 class StateError(Exception):
@@ -142,13 +147,17 @@ class StateStore:
             raise StateError(str(e))
         try:
             self.state_existed = self._open_or_move_aside()
-        except (sqlite3.Error, OSError) as e:
+            self.created = self._load_mark('created')
+            self.registry = self._load_registry()
+        except (sqlite3.Error, OSError, StateError) as e:
             self.close()
             raise StateError('cannot open the state database %s: %s (check '
                              '[blockacct] state_dir and its permissions)'
                              % (self.path, e))
-        self.created = self._load_mark('created')
-        self.registry = self._load_registry()
+        except BaseException:
+            # NOTE: never leave the state_dir locked by a store that failed.
+            self.close()
+            raise
         if not self.state_existed:
             LOG.warning('No agent state in %s: first run or state lost. '
                         'Counters of disks that were already counting '
@@ -159,9 +168,15 @@ class StateStore:
 
     def _open_or_move_aside(self):
         try:
-            return self._open()
+            try:
+                return self._open()
+            except UnicodeDecodeError as e:
+                # NOTE: SQLite's own message quoting damaged schema text.
+                raise _Corrupt('text that is not UTF-8 (%s)' % e)
         except sqlite3.DatabaseError as e:
-            if not _is_corrupt(e):
+            code = getattr(e, 'sqlite_errorcode', None)
+            if not (_is_corrupt(e) or (code is not None and code & 0xff
+                                       not in _ENVIRONMENT_CODES)):
                 raise
             LOG.warning('State database %(path)s is unreadable (%(err)s): '
                         'moved aside to %(path)s.corrupt; starting without '
@@ -268,7 +283,11 @@ class StateStore:
         """
         with self._lock:
             try:
-                self._transaction(body)
+                try:
+                    self._transaction(body)
+                except UnicodeDecodeError as e:
+                    # NOTE: SQLite's own message quoting damaged text.
+                    raise _Corrupt('text that is not UTF-8 (%s)' % e)
             except sqlite3.DatabaseError as e:
                 if not _is_corrupt(e):
                     raise StateError(str(e))

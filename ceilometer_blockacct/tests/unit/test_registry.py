@@ -152,3 +152,16 @@ class TestGoneAndConflicts(testtools.TestCase):
                          (p.uuid, p.start, p.devices))
         self.assertRaises(ValueError, registry.Process.from_json,
                           {'uuid': 1})
+
+    def test_device_plugged_before_an_agent_restart_is_new_after_it(self):
+        # Found by the fuzz: the first reading after a restart used to be
+        # the only evidence, so a device plugged meanwhile billed 0.
+        self.reg.observe_reading(reading('u', 1, {'vda': 'd0'}, 10), 2000)
+        procs, gone, lst = self.reg.snapshot()
+        again = registry.Registry(
+            [registry.Process.from_json(p) for p in procs],
+            {(b, d): s for b, d, s in gone}, lst)
+        again.observe_reading(
+            reading('u', 1, {'vda': 'd0', 'vdb': 'd5'}, 30), 4000)
+        self.assertTrue(again.began_after(
+            'u', records.Epoch(BOOT, 1), 'd5', MARK))
