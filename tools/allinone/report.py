@@ -12,8 +12,11 @@
 """What the all-in-one read back from Gnocchi: measures and a plot.
 
 :func:`print_measures` runs ``gnocchi measures show`` (the real CLI) for
-the main meters at 1 s and 1 min; :func:`plot` draws bytes/s, average
-latency and queue depth per operation from what Gnocchi returns.
+the main meters at 1 s and 1 min; :func:`print_customer_view` runs the
+same CLI with the guest's owner's Keystone credentials beside the admin's
+(and another customer's), and says how a customer runs it; :func:`plot`
+draws bytes/s, average latency and queue depth per operation from what
+Gnocchi returns.
 """
 
 from concurrent import futures
@@ -156,14 +159,31 @@ def plot(client, aio, path):
     return path
 
 
+def _cli_env(values):
+    """The environment, its own OS_* and GNOCCHI_* replaced by values."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(('OS_', 'GNOCCHI_'))}
+    env.update(values)
+    return env
+
+
+def _run_cli(argv, env):
+    """The CLI's output, or 'ERROR: <its error line>'."""
+    result = subprocess.run(argv, env=env, capture_output=True, text=True,
+                            timeout=60)
+    lines = result.stderr.strip().splitlines() or ['(nothing on stderr)']
+    # NOTE: the last line is the CLI's error; imports warn before it.
+    return result.stdout if result.returncode == 0 else (
+        'ERROR (exit %d): %s' % (result.returncode, lines[-1]))
+
+
 def print_measures(aio, out=sys.stdout, last_seconds=8, end=None):
     """``gnocchi measures show`` (the CLI) for :data:`MAIN_MEASURES`.
 
     At 1 s granularity only the ``last_seconds`` before ``end`` (now).
     """
     gnocchi = os.path.join(services.VENV_BIN, 'gnocchi')
-    env = dict(os.environ)
-    env.update(aio.stack.env)
+    env = _cli_env(aio.stack.env)
     end = end or datetime.datetime.now(datetime.timezone.utc)
     start = (end - datetime.timedelta(seconds=last_seconds)).replace(
         microsecond=0).isoformat()
@@ -178,13 +198,72 @@ def print_measures(aio, out=sys.stdout, last_seconds=8, end=None):
                                 + [meter])
 
     def show(argv):
-        result = subprocess.run(argv, env=env, capture_output=True,
-                                text=True, timeout=60)
-        return result.stdout if result.returncode == 0 else (
-            'ERROR: %s' % result.stderr.strip())
+        return _run_cli(argv, env)
 
     # NOTE: the CLI takes ~2 s to start; run a few at once, print in order.
     with futures.ThreadPoolExecutor(4) as pool:
         for argv, text in zip(commands, pool.map(show, commands)):
             print('$ gnocchi %s' % ' '.join(argv[1:]), file=out)
             print(text.rstrip() + '\n', file=out, flush=True)
+
+
+# The customer's view: what a tenant reads with its own credentials.
+CUSTOMER_METER = ('disk.device.write.bytes.delta', 'sum', 'vda')
+# What the openrc of a customer exports (the password is theirs to type).
+OPENRC = ('OS_AUTH_TYPE', 'OS_AUTH_URL', 'OS_USERNAME', 'OS_PASSWORD',
+          'OS_PROJECT_NAME', 'OS_USER_DOMAIN_NAME', 'OS_PROJECT_DOMAIN_NAME',
+          'OS_REGION_NAME', 'OS_INTERFACE')
+
+
+def customer_queries(aio):
+    """``[(title, gnocchi CLI arguments)]`` of the customer's view."""
+    meter, aggregation, target = CUSTOMER_METER
+    return [
+        ('their disks', ['resource', 'list', '--type', 'instance_disk',
+                         '-c', 'id', '-c', 'original_resource_id',
+                         '-c', 'project_id']),
+        ('%s of %s, 1 min' % (meter, target),
+         ['measures', 'show', '--resource-id', aio.gnocchi_id(target),
+          '--aggregation', aggregation, '--granularity', '60', meter]),
+    ]
+
+
+def print_customer_view(aio, out=sys.stdout):
+    """The guest owner's view beside the admin's and another tenant's.
+
+    Each runs the real ``gnocchi`` CLI with its own Keystone credentials
+    (``OS_*``): the owner sees its disks, the other customer nothing of
+    them, the admin everything.  Ends with the commands a customer types.
+    """
+    if aio.customer is None:
+        print('(basic auth: no Keystone, no customers)', file=out)
+        return
+    gnocchi = os.path.join(services.VENV_BIN, 'gnocchi')
+    viewers = (
+        ('admin', aio.stack.env),
+        ('customer %s (owns the guest)' % aio.customer.username,
+         aio.stack.env_for(aio.customer)),
+        ('customer %s (owns nothing)' % aio.other.username,
+         aio.stack.env_for(aio.other)),
+    )
+    jobs = [(title, who, [gnocchi] + args, _cli_env(env))
+            for title, args in customer_queries(aio)
+            for who, env in viewers]
+    with futures.ThreadPoolExecutor(3) as pool:
+        texts = list(pool.map(lambda job: _run_cli(job[2], job[3]), jobs))
+    for (title, who, argv, _env), text in zip(jobs, texts):
+        print('== %s, as %s:\n$ gnocchi %s' % (title, who,
+                                               ' '.join(argv[1:])), file=out)
+        print(text.rstrip() + '\n', file=out, flush=True)
+    env = aio.stack.env_for(aio.customer)
+    print('== how customer %s runs the same queries (their openrc, then '
+          'the gnocchi CLI or Horizon):' % aio.customer.username, file=out)
+    print('# a disk is named by the id Gnocchi gave it (the "id" column of '
+          'the list), not by Ceilometer\'s <instance>-<dev>, which Gnocchi '
+          'resolves only for Ceilometer\'s own user', file=out)
+    for key in OPENRC:
+        value = '<their password>' if key == 'OS_PASSWORD' else env[key]
+        print('export %s=%s' % (key, value), file=out)
+    for _title, args in customer_queries(aio):
+        print('gnocchi %s' % ' '.join(args), file=out)
+    print(file=out, flush=True)

@@ -12,11 +12,12 @@
 """The whole system on one machine: ``python -m tools.allinone``.
 
 Runs :class:`~ceilometer_blockacct.tests.functional.fixtures.allinone.
-AllInOne` (libvirt + a QEMU guest doing I/O, RabbitMQ, PostgreSQL +
-Gnocchi, Ceilometer's agents with this plugin, polling every second) for
-``--duration`` seconds, measures metricd's CPU, prints ``gnocchi measures
-show`` for the main meters and plots what Gnocchi returns
-(:mod:`.report`), and stops everything.  One run at a time per machine
+AllInOne` (libvirt + a customer's QEMU guest doing I/O, RabbitMQ,
+PostgreSQL + Keystone + Gnocchi, Ceilometer's agents with this plugin,
+polling every second) for ``--duration`` seconds, measures metricd's CPU,
+prints ``gnocchi measures show`` for the main meters, then the customer's
+own view beside the admin's, plots what Gnocchi returns (:mod:`.report`),
+and stops everything.  One run at a time per machine
 (:data:`LOCK_FILE`); SIGINT/SIGTERM stop everything started.
 """
 
@@ -114,6 +115,12 @@ def _parser():
                              '(default: 15, see doc/all-in-one.rst)')
     parser.add_argument('--metricd-workers', type=int, default=1,
                         help='metricd processing workers (default: 1)')
+    parser.add_argument('--auth', choices=('keystone', 'basic'),
+                        default='keystone',
+                        help='keystone (default): every service '
+                             'authenticates with a Keystone of its own, '
+                             'the guest belongs to a customer; basic: '
+                             "Gnocchi's basic auth, no Keystone")
     parser.add_argument('--output-dir', default=OUTPUT_DIR,
                         help='where the plot and the logs go (default: '
                              '%(default)s)')
@@ -142,7 +149,8 @@ def run(args, say=_say):
     os.makedirs(out_dir, exist_ok=True)
     aio = allinone.AllInOne(
         args.interval, args.metric_processing_delay, args.metricd_workers,
-        log_dir=os.path.join(out_dir, 'logs'), say=say)
+        log_dir=os.path.join(out_dir, 'logs'), say=say,
+        auth_mode=args.auth)
     started = time.monotonic()
     try:
         aio.start()
@@ -164,6 +172,11 @@ def run(args, say=_say):
         say('guest %s (disks %s), libvirt %s; Gnocchi %s; RabbitMQ %s' % (
             aio.guest.uuid, ', '.join(d.target for d in allinone.DISKS),
             aio.host.uri, aio.stack.url, aio.rabbit.node))
+        if aio.customer is not None:
+            say('Keystone %s: the guest belongs to project %s (user %s); '
+                'project %s owns nothing' % (
+                    aio.keystone.auth_url, aio.customer.project_name,
+                    aio.customer.username, aio.other.project_name))
         say('polling every %d s for %d s (metric_processing_delay %s s, '
             '%d metricd worker(s)) ...' % (
                 args.interval, args.duration, args.metric_processing_delay,
@@ -200,6 +213,7 @@ def run(args, say=_say):
             time.monotonic() - waited,
             ' (%d measures still waiting)' % left if left else ''))
         report.print_measures(aio, end=polling_end)
+        report.print_customer_view(aio)
         client = aio.stack.client()
         png = os.path.join(out_dir, 'allinone.png')
         report.plot(client, aio, png)

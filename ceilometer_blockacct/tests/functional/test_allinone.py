@@ -31,6 +31,7 @@ from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional.fixtures import allinone
 from ceilometer_blockacct.tests.functional.fixtures import ceilometer_agents
 from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
+from ceilometer_blockacct.tests.functional.fixtures import keystone as ks
 from ceilometer_blockacct.tests.functional.fixtures import services
 from tools.allinone import report
 from tools.allinone import runner
@@ -76,8 +77,9 @@ class AllInOneTestCase(testtools.TestCase):
     def setUp(self):
         super().setUp()
         self.useFixture(fixtures.Timeout(POLL_SECONDS + 900, gentle=True))
-        self.aio = self.useFixture(allinone.AllInOne(rounds=ROUNDS,
-                                                     paused=True))
+        # NOTE: the process's shared Keystone, as the other tests.
+        self.aio = self.useFixture(allinone.AllInOne(
+            rounds=ROUNDS, paused=True, keystone=ks.get_shared_keystone()))
         self.client = self.aio.stack.client()
         guest = self.aio.guest
         # Every pollster has published a reading of the paused guest (so
@@ -160,6 +162,10 @@ class AllInOneTestCase(testtools.TestCase):
             self.assertEqual(rid, resource['original_resource_id'])
             self.assertEqual(self.aio.guest.uuid, resource['instance_id'])
             self.assertEqual(disk.target, resource['name'])
+            # The customer the guest's Nova metadata names owns it.
+            self.assertEqual((self.aio.customer.project_id,
+                              self.aio.customer.user_id),
+                             (resource['project_id'], resource['user_id']))
         # The throttled boot disk: a per-interval latency at 1 s.
         latency = self.client.metric.get_measures(
             'disk.device.write.latency.avg',
@@ -178,6 +184,37 @@ class AllInOneTestCase(testtools.TestCase):
         self.assertIn('disk.device.write.bytes.delta', text)
         self.assertIn('--granularity 60', text)
         self.assertIn(' 60.0 |', text)
+        # The customer's own view beside the admin's and another
+        # customer's, each with its own credentials.
+        out = self.useFixture(fixtures.StringStream('view')).stream
+        report.print_customer_view(self.aio, out=out)
+        out.seek(0)
+        sections = out.read().split('== ')[1:]
+        owner, other = self.aio.customer, self.aio.other
+        ids = [self.aio.resource_id(d.target) for d in allinone.DISKS]
+        titles = [s.partition('\n')[0] for s in sections]
+        self.assertEqual(
+            ['their disks, as admin:',
+             'their disks, as customer %s (owns the guest):'
+             % owner.username,
+             'their disks, as customer %s (owns nothing):' % other.username,
+             '%s of vda, 1 min, as admin:' % report.CUSTOMER_METER[0],
+             '%s of vda, 1 min, as customer %s (owns the guest):' % (
+                 report.CUSTOMER_METER[0], owner.username),
+             '%s of vda, 1 min, as customer %s (owns nothing):' % (
+                 report.CUSTOMER_METER[0], other.username),
+             'how customer %s runs the same queries (their openrc, then the '
+             'gnocchi CLI or Horizon):' % owner.username], titles)
+        for rid in ids:
+            self.assertIn(rid, sections[0])
+            self.assertIn(rid, sections[1])
+            self.assertNotIn(rid, sections[2])
+        self.assertIn(' 60.0 |', sections[4])
+        self.assertIn('ERROR (exit 1)', sections[5])
+        self.assertIn('(HTTP 403)', sections[5])
+        self.assertIn('export OS_USERNAME=%s' % owner.username, sections[6])
+        self.assertIn('export OS_PASSWORD=<their password>', sections[6])
+        self.assertNotIn(owner.password, sections[6])
         path = os.path.join(self.useFixture(fixtures.TempDir()).path,
                             'allinone.png')
         report.plot(self.client, self.aio, path)
