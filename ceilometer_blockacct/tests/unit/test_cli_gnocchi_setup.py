@@ -62,6 +62,7 @@ class FakeGnocchi(fixtures.Fixture):
 
     def _setUp(self):
         self.policies = {}
+        self.attributes = {}
         self.answers = {}
         self.requests = []
         fake = self
@@ -114,7 +115,12 @@ class FakeGnocchi(fixtures.Fixture):
             return 201, JSON, json.dumps(self.policies[policy['name']])
         if method == 'GET' and path == '/v1/resource_type/instance_disk':
             return 200, JSON, json.dumps({'name': 'instance_disk',
-                                          'attributes': {}})
+                                          'attributes': self.attributes})
+        if method == 'PATCH' and path == '/v1/resource_type/instance_disk':
+            for op in json.loads(body):
+                self.attributes[op['path'].rpartition('/')[2]] = op['value']
+            return 200, JSON, json.dumps({'name': 'instance_disk',
+                                          'attributes': self.attributes})
         return 404, JSON, json.dumps({'code': 404, 'description': 'no'})
 
 
@@ -278,7 +284,9 @@ class TestMalformedAnswers(testtools.TestCase):
                                       self.gnocchi.url)
         self.assertEqual(0, code, err)
         self.assertEqual(['archive policy %s: created' % n for n in POLICIES]
-                         + ['resource type instance_disk: ok'],
+                         + ['resource type instance_disk: attribute '
+                            'volume_id added',
+                            'resource type instance_disk: ok'],
                          out.splitlines())
         self.assertEqual('', err)
         code, out, err = self.cli.run('gnocchi-setup', '--gnocchi-url',

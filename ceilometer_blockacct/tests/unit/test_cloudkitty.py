@@ -73,7 +73,7 @@ class TestMetricsConfig(testtools.TestCase):
             self.assertEqual(
                 ['id', 'instance_id', 'name', 'project_id', 'user_id'],
                 metric['groupby'], name)
-            self.assertEqual([], metric['metadata'], name)
+            self.assertEqual(['volume_id'], metric['metadata'], name)
 
     def test_units_and_factors(self):
         for name, metric in self.shipped.items():

@@ -106,6 +106,8 @@ class TestResourcesDefinition(testtools.TestCase):
         disk = _instance_disk(rest)
         for meter in meters.METERS:
             del disk['metrics'][meter.name]
+        for name in gnocchi.SAMPLE_ATTRIBUTES:
+            del disk['attributes'][name]
         self.assertEqual(self.upstream, rest)
         self.assertEqual(
             self.upstream['archive_policy_default'],
@@ -120,7 +122,8 @@ class TestResourcesDefinition(testtools.TestCase):
             self.assertNotIn(name, meters.BY_NAME)
         self.assertEqual(
             {'name': 'resource_metadata.disk_name',
-             'instance_id': 'resource_metadata.instance_id'},
+             'instance_id': 'resource_metadata.instance_id',
+             'volume_id': 'resource_metadata.volume_id'},
             built['attributes'])
 
     def test_ceilometer_publisher_reads_it(self):
@@ -292,8 +295,11 @@ class FakeClient(object):
     def __init__(self, policies=None, resource_types=('instance_disk',)):
         self.archive_policy = FakeManager(dict(policies or {}),
                                           g_exc.ArchivePolicyNotFound)
-        self.resource_type = FakeManager(dict.fromkeys(resource_types),
-                                         g_exc.ResourceTypeNotFound)
+        # NOTE: as gnocchi-setup leaves it: with our volume_id attribute.
+        self.resource_type = FakeManager(
+            dict.fromkeys(resource_types, {'attributes': dict(
+                gnocchi.RESOURCE_ATTRIBUTES)}),
+            g_exc.ResourceTypeNotFound)
 
 
 class TestSetup(testtools.TestCase):
