@@ -235,15 +235,18 @@ class Registry:
             if key in self.gone and (epoch.start is None
                                      or self.gone[key] == epoch.start):
                 return False
+            # NOTE: only a process a complete listing showed as this VM's:
+            # a reading of another VM's process (a swapped answer) must not
+            # bill that VM's whole counter here too.
+            p = self.processes.get(key)
+            if p is None or p.uuid != uuid:
+                return False
             if epoch.boot_id != mark_boot:
                 # The mark was taken on an earlier boot: everything on
                 # this boot began after it.
                 return True
             if epoch.start is not None and epoch.start > mark_ns:
                 return True
-            p = self.processes.get(key)
-            if p is None or p.uuid != uuid:
-                return False
             if p.appeared_after is not None and p.appeared_after >= mark_ns:
                 return True
             d = p.devices.get(device_id) if device_id else None

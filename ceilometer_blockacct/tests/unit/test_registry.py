@@ -64,11 +64,21 @@ class TestBeganAfter(testtools.TestCase):
         self.assertFalse(self.began('v', 2))
 
     def test_start_time_after_the_mark_is_new(self):
+        self.reg.observe_listing(listing({'u': 1}), 2000)
         self.assertTrue(self.began('u', 1, start=1001))
         self.assertFalse(self.began('u', 1, start=999))
 
     def test_a_later_boot_is_new(self):
+        self.reg.observe_listing(listing({'u': 1}, boot='boot-2'), 10)
         self.assertTrue(self.began('u', 1, boot='boot-2'))
+
+    def test_only_a_process_listed_as_this_vms_is_new(self):
+        # Found by the fuzz: VM u's answer showing VM v's process, in a
+        # cycle whose listing failed, billed v's whole counter to u too.
+        self.assertFalse(self.began('u', 1, start=1001))
+        self.reg.observe_listing(listing({'v': 1}), 2000)
+        self.assertFalse(self.began('u', 1, start=1001))
+        self.assertTrue(self.began('v', 1, start=1001))
 
     def test_hotplugged_device_is_new_after_a_reading_without_it(self):
         self.reg.observe_listing(listing({'u': 1}), 2000)
