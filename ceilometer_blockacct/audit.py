@@ -21,25 +21,26 @@ from 0) and follows the running balance ``increase - billed``
 (:func:`walk`).
 
 One poll's two samples are stamped apart (each pollster has its own time)
-and may fall into two buckets, so the balance moves and comes back at
-almost every poll.  Only a change that holds for ``settle`` seconds is a
-difference: a delta lost on its way (a crash between the agent's commit
-and Ceilometer's send) is a step up that never comes back, since the
-cumulative meter heals at its next point.  The level in force when the
-range starts is the baseline; a ``lead_in`` before the range is read so
-that a disk's previous counter value is known.
+and may fall into two buckets, so the balance moves for a bucket and comes
+back; a delta lost on its way (a crash between the agent's commit and
+Ceilometer's send) moves it for good, since the cumulative meter heals at
+its next point.  The balance is exact only at moments when no poll is on
+its way (an empty bucket, or an idle disk, after them): the difference of
+a range is its change between such moments.  The windows where it moved
+come from its settled level (the value it held longest over ``settle``
+seconds).  A ``lead_in`` before the range is read so that a disk's
+previous counter value is known.
 
-The repair (:func:`plan_repairs`) posts, once, what is missing: the net
-of the settled differences (a later surplus offsets an earlier loss),
-never more than the balance at the very end of the range, and never for
-a window where the counter went down (the audit cannot tell a new process
-from a glitch there) or where the disk's refused meter of that quantity
-counted something (the agent refused it on purpose).  A repair lands in
-the window that lost it, at a nanosecond no poll uses (samples are
-stamped to the microsecond and Gnocchi keeps one value per timestamp), or
--- when Gnocchi's ``back_window`` no longer accepts that time -- at the
-current time, billed late: the next audit sees the two as offsetting
-windows.  Run one repair at a time: two at once can both post.
+The repair (:func:`plan_repairs`) posts, once, what is missing: no more
+than the exact difference and the settled one both say, never a surplus,
+and never in a window where the counter went down (the audit cannot tell
+a new process from a glitch there) or where the disk's refused meter of
+that quantity counted something (the agent refused it on purpose).  A
+repair lands in the window that lost it, at a nanosecond no poll uses
+(samples are stamped to the microsecond and Gnocchi keeps one value per
+timestamp), or -- when Gnocchi's ``back_window`` no longer accepts that
+time -- at the current time, billed late: the next audit sees the two as
+offsetting windows.  Run one repair at a time: two at once can both post.
 """
 
 import dataclasses

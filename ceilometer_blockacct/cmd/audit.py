@@ -145,7 +145,8 @@ class Audit(base.Lister):
                             help='seconds per HTTP request (default: 30)')
         parser.add_argument('--start', required=True,
                             help='start of the range: ISO 8601 (UTC '
-                                 'unless it says), "now", or e.g. "-2h"')
+                                 'unless it says), "now", or e.g. '
+                                 '--start=-2h (s, m, h, d)')
         parser.add_argument('--end',
                             help='end of the range (default: now)')
         parser.add_argument('--project',

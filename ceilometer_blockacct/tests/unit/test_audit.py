@@ -18,11 +18,13 @@ pollster each); :func:`gnocchi_buckets` aggregates them as Gnocchi does
 bucket).
 """
 
+import argparse
 import math
 
 import testtools
 
 from ceilometer_blockacct import audit
+from ceilometer_blockacct.cmd import audit as cmd_audit
 from ceilometer_blockacct import meters
 
 T0 = 1_800_000_000.0
@@ -393,3 +395,46 @@ class TestGnocchiTime(testtools.TestCase):
             self.assertNotEqual(0, ns % 1000)
         self.assertEqual('2027-01-15T08:00:00.000000001+00:00',
                          audit.iso_ns(int(T0) * 10 ** 9 + 1))
+
+
+class TestCommand(testtools.TestCase):
+    """The command's pure parts: times and rows."""
+
+    def test_times(self):
+        now = T0
+        self.assertEqual(now, cmd_audit.parse_time('now', now))
+        self.assertEqual(now - 5400, cmd_audit.parse_time('-90m', now))
+        self.assertEqual(now - 2 * 86400, cmd_audit.parse_time('-2d', now))
+        self.assertEqual(1_800_000_000.0, cmd_audit.parse_time(
+            '2027-01-15T08:00:00', now))
+        self.assertEqual(1_800_000_000.0, cmd_audit.parse_time(
+            '2027-01-15T10:00:00+02:00', now))
+        for bad in ('yesterday', '-2w', '2027-13-01'):
+            self.assertRaises(argparse.ArgumentTypeError,
+                              cmd_audit.parse_time, bad, now)
+
+    def test_rows_a_total_then_its_windows(self):
+        history = polls(STEADY, start=T0 + 1.5)
+        balance = audit.walk(gnocchi_buckets(history, drop_deltas={40}),
+                             T0 + 4, END, settle=10)
+        pair = audit.pairs()[0]
+        result = audit.Result('uuid-vda', pair, balance)
+        [window] = balance.windows
+        result.repairs.append(audit.Repair(window, 7, END, late=True))
+        total, row = cmd_audit.rows([result], END)
+        self.assertEqual(
+            ('uuid-vda', pair.delta, pair.cumulative, audit.iso(T0 + 4),
+             audit.iso(balance.end), balance.truth, balance.billed, 7,
+             'repaired', 7),
+            total[:10])
+        self.assertIn('billed late', total[10])
+        self.assertEqual(('uuid-vda', pair.delta, pair.cumulative,
+                          audit.iso(window.start), audit.iso(window.end),
+                          window.truth, window.billed, 7, 'repaired', 7, ''),
+                         row)
+        self.assertEqual(0, result.left)
+        unaudited = audit.Result('uuid-vdb', pair, notes=['no last'])
+        self.assertEqual(
+            [('uuid-vdb', pair.delta, pair.cumulative, '', audit.iso(END),
+              None, None, None, 'unaudited', 0, 'no last')],
+            cmd_audit.rows([unaudited], END))
