@@ -42,6 +42,7 @@ from oslo_log import log
 
 from ceilometer_blockacct import derive
 from ceilometer_blockacct import host
+from ceilometer_blockacct import meterstate
 from ceilometer_blockacct import registry as registry_mod
 from ceilometer_blockacct import state_schema
 from ceilometer_blockacct import statedir
@@ -67,6 +68,9 @@ class _Corrupt(sqlite3.DatabaseError):
     """SQLite's integrity check found damage."""
 
 
+# The per-meter view, where callers of state look for it.
+MeterState = meterstate.MeterState
+
 # NOTE: module-level names, so that tests can move this store's clock.
 boot_id = host.boot_id
 boottime_ns = host.boottime_ns
@@ -86,46 +90,6 @@ def _decode(raw):
         return raw.decode('utf-8')
     except UnicodeDecodeError as e:
         raise _Corrupt('text that is not UTF-8 (%s)' % e)
-
-
-class MeterState:
-    """The baselines of one meter, for every disk.
-
-    Hold :attr:`lock` from reading the baselines to :meth:`commit`: two
-    sources polling the same meter must not both derive from one baseline.
-    """
-
-    def __init__(self, store, name, baselines, mark):
-        self.store = store
-        self.name = name
-        self.path = store.path
-        self.baselines = baselines
-        # (boot id, boottime ns) when this meter's state began.
-        self.mark = mark
-        self.lock = threading.RLock()
-
-    def get(self, key):
-        return self.baselines.get(key)
-
-    def commit(self, updates):
-        """Save the baselines with ``updates`` applied, in one transaction.
-
-        The in-memory baselines change only once the transaction is
-        committed: if saving fails, the next cycle derives from the old
-        baselines again, so nothing is lost or counted twice.
-
-        :raises StateError: when the transaction fails.
-        """
-        if updates:
-            self.store.save(self.name, updates)
-            self.baselines.update(updates)
-
-    def forget(self, doomed):
-        """Drop the baselines for which ``doomed(key, baseline)``."""
-        with self.lock:
-            for key in [k for k, b in self.baselines.items()
-                        if doomed(k, b)]:
-                del self.baselines[key]
 
 
 class StateStore:
@@ -444,8 +408,8 @@ class StateStore:
                 if not ok:
                     self._write(lambda: self._conn.execute(
                         'DELETE FROM meta WHERE key = ?', ('mark:' + name,)))
-                state = MeterState(self, name, baselines,
-                                   self._load_mark('mark:' + name))
+                state = meterstate.MeterState(
+                    self, name, baselines, self._load_mark('mark:' + name))
                 self._meters[name] = state
         return state
 
