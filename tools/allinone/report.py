@@ -159,6 +159,10 @@ def plot(client, aio, path):
     return path
 
 
+#: seconds one ``gnocchi`` command may take
+CLI_TIMEOUT = 120
+
+
 def _cli_env(values):
     """The environment, its own OS_* and GNOCCHI_* replaced by values."""
     env = {k: v for k, v in os.environ.items()
@@ -169,8 +173,13 @@ def _cli_env(values):
 
 def _run_cli(argv, env):
     """The CLI's output, or 'ERROR: <its error line>'."""
-    result = subprocess.run(argv, env=env, capture_output=True, text=True,
-                            timeout=60)
+    try:
+        result = subprocess.run(argv, env=env, capture_output=True,
+                                text=True, timeout=CLI_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # NOTE: seen with a load average of 29 on 2 cores: one slow query
+        # must not end the report (and skip the plot).
+        return 'ERROR: no answer within %d s' % CLI_TIMEOUT
     lines = result.stderr.strip().splitlines() or ['(nothing on stderr)']
     # NOTE: the last line is the CLI's error; imports warn before it.
     return result.stdout if result.returncode == 0 else (
