@@ -44,6 +44,20 @@ POLICY_DELTA = 'blockacct-delta'
 # The resource type every meter is attached to, as upstream's disk.device.*.
 RESOURCE_TYPE = 'instance_disk'
 
+# Profiles: the meter sets an operator polls (``ceilometer-blockacct
+# gen-polling --profile``).  A row names the profiles it belongs to besides
+# ALL, which has every row.
+BILLING = 'billing'
+MONITORING = 'monitoring'
+ALL = 'all'
+PROFILES = {
+    BILLING: 'the billable deltas, what CloudKitty rates',
+    MONITORING: "what a customer's panel charts: requests, bytes, time "
+                '(latency and queue depth as ratios of sums), idle time, '
+                'failed and invalid requests; read, write and flush',
+    ALL: 'every meter of the table',
+}
+
 
 def resource_id(instance_id, dev):
     """The ``instance_disk`` resource id of a disk, as upstream's."""
@@ -163,6 +177,8 @@ class Meter:
     rating: tuple = None
     # For KIND_REFUSED: which counters' refused increases it sums.
     refused_of: str = None
+    # The profiles besides ALL that poll this meter (see PROFILES).
+    profiles: frozenset = frozenset()
 
     @property
     def unit(self):
@@ -188,8 +204,14 @@ class Meter:
 def _build():
     rows = []
 
-    def add(**kwargs):
-        rows.append(Meter(**kwargs))
+    def add(profiles=(), **kwargs):
+        rows.append(Meter(profiles=frozenset(profiles), **kwargs))
+
+    # NOTE: a panel's latency and queue depth over any period are ratios of
+    # sums of the total.time deltas (exact, across QEMU restarts), so the
+    # monitoring profile needs no per-poll gauge.
+    def panel(op):
+        return (MONITORING,) if op in ('read', 'write', 'flush') else ()
 
     add(name='disk.device.flush.requests', type=CUMULATIVE,
         kind=KIND_COUNTER, source=_ops('flush'), archive_policy=POLICY_RATE,
@@ -223,6 +245,7 @@ def _build():
         description='Bytes discarded (unmapped) by the guest (cumulative).')
     add(name='disk.device.idle.time', type=GAUGE, kind=KIND_GAUGE,
         source='idle_time_ns', archive_policy=POLICY_GAUGE,
+        profiles=(MONITORING,),
         description='Time since the disk was last used (absent before its '
                     'first I/O).')
     for op in OPS:
@@ -241,6 +264,7 @@ def _build():
         add(name='disk.device.%s.bytes.delta' % op, type=DELTA,
             kind=KIND_DELTA, source=_bytes(op), archive_policy=POLICY_DELTA,
             billable=True, rating=RATE_GIB,
+            profiles=(BILLING,) + (() if op == 'discard' else panel(op)),
             ops_source=None if op == 'discard' else _ops(op),
             description='Bytes %s since the last poll (reset-safe).' % {
                 'read': 'read', 'write': 'written',
@@ -249,23 +273,27 @@ def _build():
         add(name='disk.device.%s.requests.delta' % op, type=DELTA,
             kind=KIND_DELTA, source=_ops(op), archive_policy=POLICY_DELTA,
             billable=True, rating=RATE_MILLION,
+            profiles=(BILLING,) + panel(op),
             description='%s requests completed since the last poll '
                         '(reset-safe).' % op.capitalize())
     for op in OPS:
         add(name='disk.device.%s.requests.failed.delta' % op, type=DELTA,
             kind=KIND_DELTA, source=_failed(op), archive_policy=POLICY_DELTA,
             billable=True, rating=RATE_EACH,
+            profiles=(BILLING,) + panel(op),
             description='Failed %s requests since the last poll '
                         '(reset-safe).' % op)
     for op in OPS:
         add(name='disk.device.%s.requests.invalid.delta' % op, type=DELTA,
             kind=KIND_DELTA, source=_invalid(op),
             archive_policy=POLICY_DELTA, billable=True, rating=RATE_EACH,
+            profiles=(BILLING,) + panel(op),
             description='Invalid %s requests since the last poll '
                         '(reset-safe).' % op)
     for op in OPS:
         add(name='disk.device.%s.total.time.delta' % op, type=DELTA,
             kind=KIND_DELTA, source=_time(op), archive_policy=POLICY_DELTA,
+            profiles=panel(op),
             description='Time spent on %s requests since the last poll '
                         '(reset-safe): sum(this) / sum(requests.delta) is '
                         'the average latency of any period, across QEMU '
@@ -286,6 +314,18 @@ def _build():
 
 METERS = _build()
 BY_NAME = {m.name: m for m in METERS}
+
+
+def profile(name):
+    """The rows of profile ``name``, in table order.
+
+    :raises KeyError: for a name not in :data:`PROFILES`.
+    """
+    if name not in PROFILES:
+        raise KeyError('unknown profile %r: one of %s'
+                       % (name, ', '.join(PROFILES)))
+    return tuple(m for m in METERS if name == ALL or name in m.profiles)
+
 
 # Every counter field any meter reads: what a source should try to provide.
 COUNTER_FIELDS = tuple(sorted({f for m in METERS for f in m.sources}))

@@ -26,8 +26,8 @@ from ceilometer_blockacct.cmd import show
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
-COMMANDS = ['audit', 'gen-cloudkitty', 'gen-resources', 'gnocchi-setup',
-            'show']
+COMMANDS = ['audit', 'gen-cloudkitty', 'gen-polling', 'gen-resources',
+            'gnocchi-setup', 'show']
 
 
 class Boom(base.Command):
