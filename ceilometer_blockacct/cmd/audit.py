@@ -13,10 +13,10 @@
 
 Per disk and counter, the sum of the delta meter in Gnocchi against the
 increase of the cumulative meter of the same counter, over a range, with
-the windows where they differ and by how much (:mod:`ceilometer_blockacct.
-audit` says how).  Exit code 0 when every pair adds up, 1 when some does
-not, 2 when the audit could not run.  ``--repair`` posts what is missing,
-once.
+the windows where they differ and by how much (the package
+:mod:`ceilometer_blockacct.audit` says how).  Exit code 0 when every pair
+adds up, 1 when some does not, 2 when the audit could not run.
+``--repair`` posts what is missing, once.
 """
 
 import argparse
@@ -26,7 +26,11 @@ import time
 
 import yaml
 
-from ceilometer_blockacct import audit
+from ceilometer_blockacct.audit import auditor as auditor_mod
+from ceilometer_blockacct.audit import balance
+from ceilometer_blockacct.audit import pairs
+from ceilometer_blockacct.audit import repair
+from ceilometer_blockacct.audit import timeline
 from ceilometer_blockacct.cmd import base
 from ceilometer_blockacct.cmd import gnocchi_setup
 
@@ -75,7 +79,7 @@ def load_mapped(path):
     """Meter names a resources definition file maps for instance_disk."""
     if path is None:
         from ceilometer_blockacct import gnocchi
-        return audit.mapped_meters(gnocchi.build_resources_definition())
+        return pairs.mapped_meters(gnocchi.build_resources_definition())
     try:
         with open(path, encoding='utf-8') as f:
             definition = yaml.safe_load(f)
@@ -85,7 +89,7 @@ def load_mapped(path):
     if not isinstance(definition, dict):
         raise AuditError('resources file %s is not a resources definition'
                          % path)
-    return audit.mapped_meters(definition)
+    return pairs.mapped_meters(definition)
 
 
 def rows(results, end):
@@ -95,7 +99,7 @@ def rows(results, end):
         b = r.balance
         pair = (r.resource_id, r.pair.delta, r.pair.cumulative)
         if b is None:
-            out.append(pair + ('', audit.iso(end), None, None, None,
+            out.append(pair + ('', timeline.iso(end), None, None, None,
                                r.status, 0, '; '.join(r.notes)))
             continue
         notes = list(r.notes)
@@ -105,14 +109,14 @@ def rows(results, end):
         if any(x.late for x in r.repairs):
             notes.append('posted at the time of this run (older than '
                          "Gnocchi's back_window): billed late")
-        out.append(pair + (audit.iso(b.start), audit.iso(b.end), b.truth,
+        out.append(pair + (timeline.iso(b.start), timeline.iso(b.end), b.truth,
                            b.billed, b.net, r.status, r.repaired,
                            '; '.join(notes)))
         repaired = {x.window: x.amount for x in r.repairs}
         for w in b.windows:
-            status = audit.REPAIRED if w in repaired else w.status
+            status = balance.REPAIRED if w in repaired else w.status
             note = 'the counter went down here' if w.reset else ''
-            out.append(pair + (audit.iso(w.start), audit.iso(w.end),
+            out.append(pair + (timeline.iso(w.start), timeline.iso(w.end),
                                w.truth, w.billed, w.difference, status,
                                repaired.get(w, 0), note))
     return out
@@ -159,9 +163,9 @@ class Audit(base.Lister):
                             help='post what is missing to the delta meter, '
                                  'once (a second run posts nothing); '
                                  'audits up to now')
-        parser.add_argument('--repair-at', choices=(audit.AT_WINDOW,
-                                                    audit.AT_NOW),
-                            default=audit.AT_WINDOW,
+        parser.add_argument('--repair-at', choices=(repair.AT_WINDOW,
+                                                    repair.AT_NOW),
+                            default=repair.AT_WINDOW,
                             help='window: in the window that lost it, '
                                  "unless Gnocchi's back_window no longer "
                                  'accepts it there (then now); now: every '
@@ -174,11 +178,11 @@ class Audit(base.Lister):
                                  'pairs exist (default: the one '
                                  'gen-resources writes)')
         parser.add_argument('--settle', type=_seconds,
-                            default=audit.DEFAULT_SETTLE,
+                            default=balance.DEFAULT_SETTLE,
                             help='seconds a difference must hold to count '
                                  '(default: %(default)s)')
         parser.add_argument('--lead-in', type=_seconds,
-                            default=audit.DEFAULT_LEAD_IN,
+                            default=auditor_mod.DEFAULT_LEAD_IN,
                             help='seconds read before the start for the '
                                  "counters' previous values; more than "
                                  'the polling interval (default: '
@@ -207,8 +211,9 @@ class Audit(base.Lister):
         with _gnocchi(url):
             client = gnocchi_setup.make_client(
                 url, args.user, args.config_file, args.timeout)
-            auditor = audit.Auditor(client, mapped, settle=args.settle,
-                                    lead_in=args.lead_in)
+            auditor = auditor_mod.Auditor(client, mapped,
+                                          settle=args.settle,
+                                          lead_in=args.lead_in)
             resources = auditor.find(args.project, args.resource_id, start)
             results = auditor.audit(resources, start, end, args.repair,
                                     args.repair_at)

@@ -23,7 +23,11 @@ import math
 
 import testtools
 
-from ceilometer_blockacct import audit
+from ceilometer_blockacct.audit import auditor
+from ceilometer_blockacct.audit import balance as balance_mod
+from ceilometer_blockacct.audit import pairs
+from ceilometer_blockacct.audit import repair
+from ceilometer_blockacct.audit import timeline
 from ceilometer_blockacct.cmd import audit as cmd_audit
 from ceilometer_blockacct import meters
 
@@ -63,8 +67,9 @@ def gnocchi_buckets(history, drop_deltas=(), extra=(), g=1.0):
     for ts, amount in extra:
         b = math.floor(ts / g) * g
         sums[b] = sums.get(b, 0) + amount
-    return audit.merge([(ts, g, v) for ts, v in sorted(lasts.items())],
-                       [(ts, g, v) for ts, v in sorted(sums.items())])
+    return balance_mod.merge(
+        [(ts, g, v) for ts, v in sorted(lasts.items())],
+        [(ts, g, v) for ts, v in sorted(sums.items())])
 
 
 IDLE = [0] * 8
@@ -75,7 +80,7 @@ STEADY = IDLE + [7] * 90 + IDLE * 3
 class TestPairs(testtools.TestCase):
 
     def test_every_delta_meter_has_its_counter_s_cumulative_meter(self):
-        found = {p.delta: p for p in audit.pairs()}
+        found = {p.delta: p for p in pairs.pairs()}
         deltas = [m for m in meters.METERS if m.kind == meters.KIND_DELTA]
         self.assertEqual(sorted(m.name for m in deltas), sorted(found))
         upstream = {'disk.device.read.bytes', 'disk.device.write.bytes',
@@ -87,7 +92,7 @@ class TestPairs(testtools.TestCase):
             self.assertIn(pair.cumulative, set(meters.BY_NAME) | upstream)
 
     def test_read_and_write_bytes_and_requests_pair_with_upstream(self):
-        found = {p.delta: p.cumulative for p in audit.pairs()}
+        found = {p.delta: p.cumulative for p in pairs.pairs()}
         self.assertEqual('disk.device.read.bytes',
                          found['disk.device.read.bytes.delta'])
         self.assertEqual('disk.device.write.requests',
@@ -98,7 +103,7 @@ class TestPairs(testtools.TestCase):
                          found['disk.device.read.total.time.delta'])
 
     def test_only_pairs_the_resources_file_maps(self):
-        mapped = audit.mapped_meters({'resources': [
+        mapped = pairs.mapped_meters({'resources': [
             {'resource_type': 'instance', 'metrics': {
                 'disk.device.flush.requests': None}},
             {'resource_type': 'instance_disk', 'metrics': {
@@ -106,17 +111,17 @@ class TestPairs(testtools.TestCase):
                 'disk.device.flush.requests.delta': None,
                 'disk.device.read.bytes.delta': None}}]})
         self.assertEqual(
-            [audit.Pair('flush_operations',
+            [pairs.Pair('flush_operations',
                         'disk.device.flush.requests.delta',
                         'disk.device.flush.requests')],
-            audit.pairs(mapped))
+            pairs.pairs(mapped))
 
     def test_refused_meter_per_quantity(self):
         self.assertEqual('disk.device.bytes.refused',
-                         audit.refused_meter(meters.BYTES))
+                         pairs.refused_meter(meters.BYTES))
         self.assertEqual('disk.device.requests.refused',
-                         audit.refused_meter(meters.REQUESTS))
-        self.assertIsNone(audit.refused_meter(meters.TIME))
+                         pairs.refused_meter(meters.REQUESTS))
+        self.assertIsNone(pairs.refused_meter(meters.TIME))
 
 
 class TestIncreases(testtools.TestCase):
@@ -125,8 +130,8 @@ class TestIncreases(testtools.TestCase):
         self.assertEqual(
             [(0, 1, 0, False, True), (1, 1, 5, False, False),
              (2, 1, 0, False, False), (3, 1, 4, True, False)],
-            audit.increases([(0, 1, 10), (1, 1, 15), (2, 1, 15),
-                             (3, 1, 4)]))
+            balance_mod.increases([(0, 1, 10), (1, 1, 15), (2, 1, 15),
+                                   (3, 1, 4)]))
 
 
 # Pollster orders as Ceilometer runs them: the delta up to a quarter of a
@@ -137,7 +142,7 @@ SKEWS = (0.25, -0.2, 0.1, 0.2, -0.25, 0.05, 0.15, -0.1, 0.0)
 class TestWalk(testtools.TestCase):
 
     def walk(self, buckets, start=T0 + 4, end=END):
-        return audit.walk(buckets, start, end, settle=10)
+        return balance_mod.walk(buckets, start, end, settle=10)
 
     def test_split_polls_are_no_difference(self):
         for skew in (0.3, -0.3, list(SKEWS)):
@@ -148,13 +153,14 @@ class TestWalk(testtools.TestCase):
                 self.assertIsNotNone(balance.exact)
                 # NOTE: when most polls straddle, the settled level is
                 # one poll off while they do: offsetting windows.
-                self.assertIn(balance.status, (audit.OK, audit.OFFSET))
+                self.assertIn(balance.status,
+                              (balance_mod.OK, balance_mod.OFFSET))
                 self.assertEqual(0, sum(w.difference
                                         for w in balance.windows))
         for skew in (0.3, -0.3, list(SKEWS)):
             history = polls(STEADY, start=T0 + 1.5, skew=skew)
             balance = self.walk(gnocchi_buckets(history))
-            self.assertEqual((0, (), audit.OK),
+            self.assertEqual((0, (), balance_mod.OK),
                              (balance.net, balance.windows, balance.status))
 
     def test_range_totals_are_what_grew_and_what_was_billed(self):
@@ -171,7 +177,7 @@ class TestWalk(testtools.TestCase):
     def test_a_lost_delta_is_one_settled_window_of_its_amount(self):
         history = polls(STEADY, start=T0 + 1.5, skew=list(SKEWS))
         balance = self.walk(gnocchi_buckets(history, drop_deltas={40}))
-        self.assertEqual((7, 7, audit.MISSING),
+        self.assertEqual((7, 7, balance_mod.MISSING),
                          (balance.net, balance.settled_net, balance.status))
         [window] = balance.windows
         self.assertEqual((7, True, False),
@@ -188,8 +194,8 @@ class TestWalk(testtools.TestCase):
         # moment no poll was on its way, T0 + 8: both are the range's.
 
         def walk(lost):
-            return audit.walk(gnocchi_buckets(history, drop_deltas=lost),
-                              T0 + 10, END, 10)
+            return balance_mod.walk(
+                gnocchi_buckets(history, drop_deltas=lost), T0 + 10, END, 10)
         self.assertEqual((14, T0 + 8), (walk({8, 9}).net,
                                         walk({8, 9}).start))
         self.assertEqual(7, walk({9}).net)
@@ -209,7 +215,7 @@ class TestWalk(testtools.TestCase):
                       first=value - 7)
         after[0] = after[0][:3] + (30,)
         balance = self.walk(gnocchi_buckets(before + after))
-        self.assertEqual((7, 7, audit.MISSING),
+        self.assertEqual((7, 7, balance_mod.MISSING),
                          (balance.net, balance.settled_net, balance.status))
         [window] = balance.windows
         self.assertEqual((T0 + 46, T0 + 47, 37, 30),
@@ -220,8 +226,9 @@ class TestWalk(testtools.TestCase):
         history = polls(STEADY)
         balance = self.walk(gnocchi_buckets(
             history, extra=[(history[50][2] + 0.01, 7)]))
-        self.assertEqual((-7, audit.SURPLUS), (balance.net, balance.status))
-        self.assertEqual(([], []), audit.plan_repairs(balance))
+        self.assertEqual((-7, balance_mod.SURPLUS),
+                         (balance.net, balance.status))
+        self.assertEqual(([], []), repair.plan_repairs(balance))
 
     def test_a_new_process_counts_from_zero(self):
         # Save/restore: the counter starts again at 0; the agent bills the
@@ -247,40 +254,41 @@ class TestWalk(testtools.TestCase):
         # idles, as an offset window; the range adds up.
         history = polls([7] * 60 + IDLE, start=T0 + 30.9, skew=0.3, first=0)
         balance = self.walk(gnocchi_buckets(history))
-        self.assertEqual((0, audit.OFFSET), (balance.net, balance.status))
+        self.assertEqual((0, balance_mod.OFFSET),
+                         (balance.net, balance.status))
 
     def test_moving_at_the_end_is_unsettled_and_not_counted(self):
         history = polls(STEADY)
         end = history[-1][0] + 0.1     # the last delta is not in yet
         balance = self.walk(gnocchi_buckets(history[:-1]) + [
-            audit.Bucket(math.floor(history[-1][0]), 1, 7, 0)], end=end)
+            balance_mod.Bucket(math.floor(history[-1][0]), 1, 7, 0)], end=end)
         self.assertEqual(0, balance.net)
-        self.assertEqual([audit.UNSETTLED],
+        self.assertEqual([balance_mod.UNSETTLED],
                          [w.status for w in balance.windows])
 
     def test_no_counter_value_nothing_to_compare(self):
-        self.assertIsNone(self.walk([audit.Bucket(T0 + 20, 1, 0, 5)]))
+        self.assertIsNone(self.walk([balance_mod.Bucket(T0 + 20, 1, 0, 5)]))
 
 
 class TestRepairs(testtools.TestCase):
 
     def walk(self, buckets, end=END):
-        return audit.walk(buckets, T0 + 4, end, settle=10)
+        return balance_mod.walk(buckets, T0 + 4, end, settle=10)
 
     def test_repair_then_the_next_run_finds_nothing(self):
         history = polls(IDLE + list(range(1, 91)) + IDLE * 3,
                         start=T0 + 1.9, skew=list(SKEWS))
         balance = self.walk(gnocchi_buckets(history, drop_deltas={40, 70}))
-        repairs, notes = audit.plan_repairs(balance)
+        repairs, notes = repair.plan_repairs(balance)
         self.assertEqual([], notes)
         self.assertEqual([63, 33], [r.amount for r in repairs])
         posted = [(r.ts + 0.5, r.amount) for r in repairs]
         again = self.walk(gnocchi_buckets(history, drop_deltas={40, 70},
                                           extra=posted))
-        self.assertEqual((0, 0, (), audit.OK),
+        self.assertEqual((0, 0, (), balance_mod.OK),
                          (again.net, again.settled_net, again.windows,
                           again.status))
-        self.assertEqual(([], []), audit.plan_repairs(again))
+        self.assertEqual(([], []), repair.plan_repairs(again))
 
     def test_a_late_repair_offsets_the_loss(self):
         # Posted at the time of the run, after the window: the range adds
@@ -288,16 +296,17 @@ class TestRepairs(testtools.TestCase):
         history = polls(STEADY)
         balance = self.walk(gnocchi_buckets(
             history, drop_deltas={30}, extra=[(history[100][0], 7)]))
-        self.assertEqual((0, audit.OFFSET), (balance.net, balance.status))
+        self.assertEqual((0, balance_mod.OFFSET),
+                         (balance.net, balance.status))
         self.assertEqual([7, -7], [w.difference for w in balance.windows])
-        self.assertEqual(([], []), audit.plan_repairs(balance))
+        self.assertEqual(([], []), repair.plan_repairs(balance))
 
     def test_a_later_surplus_offsets_part_of_a_loss(self):
         history = polls(IDLE + list(range(1, 91)) + IDLE * 3)
         balance = self.walk(gnocchi_buckets(
             history, drop_deltas={30}, extra=[(history[100][0], 10)]))
         self.assertEqual(13, balance.net)
-        repairs, _notes = audit.plan_repairs(balance)
+        repairs, _notes = repair.plan_repairs(balance)
         self.assertEqual([13], [r.amount for r in repairs])
 
     def test_nothing_while_the_disk_is_busy_at_every_poll(self):
@@ -305,9 +314,9 @@ class TestRepairs(testtools.TestCase):
         # says what the settled level says, the repair waits.
         history = polls([7] * 120, start=T0 + 1.5, skew=list(SKEWS))
         balance = self.walk(gnocchi_buckets(history, drop_deltas={60}))
-        self.assertEqual((7, None, audit.MISSING),
+        self.assertEqual((7, None, balance_mod.MISSING),
                          (balance.net, balance.exact, balance.status))
-        repairs, notes = audit.plan_repairs(balance)
+        repairs, notes = repair.plan_repairs(balance)
         self.assertEqual([], repairs)
         self.assertIn('no moment without a poll on its way', notes[0])
 
@@ -324,7 +333,7 @@ class TestRepairs(testtools.TestCase):
         self.assertEqual(([], ['no moment without a poll on its way at '
                                'both ends of the range (a disk busy at '
                                'every poll): not repaired']),
-                         audit.plan_repairs(balance))
+                         repair.plan_repairs(balance))
         # Once it idles, it adds up.
         idle = polls(IDLE * 2, start=T0 + 109.9, skew=0.2,
                      first=late[-1][1])
@@ -340,7 +349,7 @@ class TestRepairs(testtools.TestCase):
         self.assertEqual(7, balance.net)
         [window] = balance.windows
         self.assertTrue(window.reset)
-        repairs, notes = audit.plan_repairs(balance)
+        repairs, notes = repair.plan_repairs(balance)
         self.assertEqual([], repairs)
         self.assertIn('the counter went down', notes[0])
 
@@ -348,11 +357,11 @@ class TestRepairs(testtools.TestCase):
         history = polls(STEADY)
         balance = self.walk(gnocchi_buckets(history, drop_deltas={40}))
         [window] = balance.windows
-        repairs, notes = audit.plan_repairs(
+        repairs, notes = repair.plan_repairs(
             balance, refused=[(window.start + 1, 7)], settle=10)
         self.assertEqual([], repairs)
         self.assertIn('refused', notes[0])
-        repairs, notes = audit.plan_repairs(
+        repairs, notes = repair.plan_repairs(
             balance, refused=[(window.start - 60, 7)], settle=10)
         self.assertEqual([7], [r.amount for r in repairs])
 
@@ -366,35 +375,35 @@ class TestGnocchiTime(testtools.TestCase):
 
     def test_pieces_read_the_finest_granularity_still_kept(self):
         now = 1_800_003_630.5
-        self.assertEqual([(1.0, now - 600, now)], audit.pieces(
+        self.assertEqual([(1.0, now - 600, now)], timeline.pieces(
             [self.POLICY], now - 600, now, now))
         self.assertEqual(
             [(60.0, now - 7200, 1_800_000_060.0),
              (1.0, 1_800_000_060.0, now)],
-            audit.pieces([self.POLICY], now - 7200, now, now))
+            timeline.pieces([self.POLICY], now - 7200, now, now))
 
     def test_pieces_only_granularities_both_policies_have(self):
         coarse = {'definition': [{'granularity': 60, 'points': 100}]}
         now = 1_800_000_000.0
-        self.assertEqual([(60.0, now - 600, now)], audit.pieces(
+        self.assertEqual([(60.0, now - 600, now)], timeline.pieces(
             [self.POLICY, coarse], now - 600, now, now))
-        self.assertEqual([], audit.pieces(
+        self.assertEqual([], timeline.pieces(
             [{'definition': [{'granularity': 5, 'points': 9}]}, coarse],
             now - 600, now, now))
 
     def test_earliest_accepted_is_back_window_coarsest_periods(self):
-        self.assertEqual(1_799_996_400.0, audit.earliest_accepted(
+        self.assertEqual(1_799_996_400.0, repair.earliest_accepted(
             self.POLICY, 1_800_003_599.0))
-        self.assertEqual(1_800_000_000.0, audit.earliest_accepted(
+        self.assertEqual(1_800_000_000.0, repair.earliest_accepted(
             self.POLICY, 1_800_003_600.0))
 
     def test_stamp_stays_in_its_bucket_and_off_every_microsecond(self):
         for now_ns in (0, 1000, 123_456_789_000, 999_999_999):
-            ns = audit.stamp(T0 + 0.75, 1.0, now_ns)
+            ns = repair.stamp(T0 + 0.75, 1.0, now_ns)
             self.assertEqual(int(T0), ns // 10 ** 9)
             self.assertNotEqual(0, ns % 1000)
         self.assertEqual('2027-01-15T08:00:00.000000001+00:00',
-                         audit.iso_ns(int(T0) * 10 ** 9 + 1))
+                         timeline.iso_ns(int(T0) * 10 ** 9 + 1))
 
 
 class TestCommand(testtools.TestCase):
@@ -415,26 +424,27 @@ class TestCommand(testtools.TestCase):
 
     def test_rows_a_total_then_its_windows(self):
         history = polls(STEADY, start=T0 + 1.5)
-        balance = audit.walk(gnocchi_buckets(history, drop_deltas={40}),
-                             T0 + 4, END, settle=10)
-        pair = audit.pairs()[0]
-        result = audit.Result('uuid-vda', pair, balance)
+        balance = balance_mod.walk(
+            gnocchi_buckets(history, drop_deltas={40}), T0 + 4, END,
+            settle=10)
+        pair = pairs.pairs()[0]
+        result = auditor.Result('uuid-vda', pair, balance)
         [window] = balance.windows
-        result.repairs.append(audit.Repair(window, 7, END, late=True))
+        result.repairs.append(repair.Repair(window, 7, END, late=True))
         total, row = cmd_audit.rows([result], END)
         self.assertEqual(
-            ('uuid-vda', pair.delta, pair.cumulative, audit.iso(T0 + 4),
-             audit.iso(balance.end), balance.truth, balance.billed, 7,
+            ('uuid-vda', pair.delta, pair.cumulative, timeline.iso(T0 + 4),
+             timeline.iso(balance.end), balance.truth, balance.billed, 7,
              'repaired', 7),
             total[:10])
         self.assertIn('billed late', total[10])
         self.assertEqual(('uuid-vda', pair.delta, pair.cumulative,
-                          audit.iso(window.start), audit.iso(window.end),
+                          timeline.iso(window.start), timeline.iso(window.end),
                           window.truth, window.billed, 7, 'repaired', 7, ''),
                          row)
         self.assertEqual(0, result.left)
-        unaudited = audit.Result('uuid-vdb', pair, notes=['no last'])
+        unaudited = auditor.Result('uuid-vdb', pair, notes=['no last'])
         self.assertEqual(
-            [('uuid-vdb', pair.delta, pair.cumulative, '', audit.iso(END),
+            [('uuid-vdb', pair.delta, pair.cumulative, '', timeline.iso(END),
               None, None, None, 'unaudited', 0, 'no last')],
             cmd_audit.rows([unaudited], END))

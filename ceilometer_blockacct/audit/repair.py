@@ -1,0 +1,115 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""What to post so that a range adds up, and where in time to post it."""
+
+import dataclasses
+import math
+
+from ceilometer_blockacct.audit import balance as balance_mod
+from ceilometer_blockacct.audit import timeline
+
+# Where a repair is posted.
+AT_WINDOW = 'window'
+AT_NOW = 'now'
+
+
+@dataclasses.dataclass(frozen=True)
+class Repair:
+    """An amount to post to a delta meter, for one window."""
+
+    window: balance_mod.Window
+    amount: int
+    # Where it goes (epoch seconds, ns): in the window, or later.
+    ts: float
+    late: bool = False
+
+
+def plan_repairs(balance, refused=(), settle=balance_mod.DEFAULT_SETTLE):
+    """What to post so that the range adds up, and why not more.
+
+    Never more than the exact balance says is missing, nor more than the
+    settled level says (both must agree), nor more than the settled
+    windows between the exact moments add up to.
+
+    :param balance: :func:`.balance.walk`'s result.
+    :param refused: ``[(ts, amount)]`` of the disk's refused meter of the
+        pair's quantity: a window near a refusal is not repaired.
+    :returns: ``(repairs, notes)``: :class:`Repair` objects whose ``ts``
+        is still the window's start, latest window first; ``notes`` says
+        why a missing amount is not (all) repaired.
+    """
+    notes = []
+    if balance.net <= 0 and balance.settled_net <= 0:
+        return [], notes
+    if balance.exact is None:
+        notes.append('no moment without a poll on its way at both ends of '
+                     'the range (a disk busy at every poll): not repaired')
+        return [], notes
+    budget = min(balance.net, balance.settled_net)
+    if budget < balance.net:
+        notes.append('%d of it does not show in the settled level yet: '
+                     'left for a later run' % (balance.net - max(budget, 0)))
+    low, high = balance.exact
+    repairs = []
+    for w in reversed(balance.windows):
+        if budget <= 0:
+            break
+        if not w.settled or w.difference <= 0:
+            continue
+        if not low <= w.start < high:
+            continue
+        if w.reset:
+            notes.append('%s: the counter went down in this window (a new '
+                         'process or a glitch): not repaired' % _span(w))
+            continue
+        if any(w.start - settle <= ts < w.end + settle and amount
+               for ts, amount in refused):
+            notes.append('%s: the agent refused increases of this disk '
+                         'here: not repaired' % _span(w))
+            continue
+        amount = min(w.difference, budget)
+        repairs.append(Repair(w, amount, w.start))
+        budget -= amount
+    return repairs, notes
+
+
+def earliest_accepted(policy, now):
+    """The oldest timestamp Gnocchi still accepts for a metric, now.
+
+    Gnocchi drops, silently, a measure older than the start of the
+    coarsest period holding the metric's newest measure minus
+    ``back_window`` such periods; ``now`` stands for the newest measure
+    (measures keep arriving).
+    """
+    coarsest = max(g for g, _span_ in timeline.granularities(policy))
+    return (math.floor(now / coarsest) - policy.get('back_window', 0)) * (
+        coarsest)
+
+
+def stamp(ts, granularity, now_ns):
+    """A timestamp in ``ts``'s bucket that no poll can have used.
+
+    Ceilometer stamps samples to the microsecond and Gnocchi keeps one
+    value per timestamp, so a repair at a poll's time would replace it:
+    the nanoseconds below the microsecond are never 0 here.  They come
+    from the clock, so two repairs of one window do not collide either.
+    """
+    ns_per_s = timeline.NS_PER_S
+    bucket_ns = int(round(granularity * ns_per_s))
+    offset = now_ns % bucket_ns
+    if offset % 1000 == 0:
+        offset += 1
+    return int(round(ts * ns_per_s)) // bucket_ns * bucket_ns + offset
+
+
+def _span(w):
+    return '%s..%s' % (timeline.iso(w.start), timeline.iso(w.end))
