@@ -17,7 +17,7 @@ metric of CloudKitty's gnocchi collector, i.e. one hashmap service, so a
 provider prices (or zeroes) each of them on its own:
 
 * ``aggregation_method: sum`` (kept by ``blockacct-delta``, checked
-  against :data:`ceilometer_blockacct.gnocchi.AGGREGATION_METHODS`) and
+  against :data:`.gnocchi.policies.AGGREGATION_METHODS`) and
   ``re_aggregation_method: sum``: the quantity of a period is the sum of
   the reset-safe deltas published in it;
 * ``force_granularity: 3600``: the collector keeps only the FIRST point
@@ -31,8 +31,8 @@ provider prices (or zeroes) each of them on its own:
   fixed for a disk, and metadata costs one more resource search per
   metric and period;
 * ``metadata``: ``volume_id`` (the Cinder volume of the disk, see
-  :data:`ceilometer_blockacct.gnocchi.RESOURCE_ATTRIBUTES`), so a rated
-  disk names its volume.  The collector reads it from the resource as it
+  :data:`.gnocchi.resource_type.RESOURCE_ATTRIBUTES`), so a rated disk
+  names its volume.  The collector reads it from the resource as it
   is when it rates (one resource search per metric and period; empty for
   a disk without a serial).  A target reused by another volume keeps its
   resource id, so a period rated after the swap names the new volume;
@@ -47,14 +47,15 @@ import fractions
 
 import yaml
 
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import policies
+from ceilometer_blockacct.gnocchi import resource_type
 from ceilometer_blockacct import meters
 
 PERIOD = 3600
 AGGREGATION = 'sum'
 RE_AGGREGATION = 'sum'
 GROUPBY = ('id', 'instance_id', 'name', 'project_id', 'user_id')
-METADATA = tuple(gnocchi.RESOURCE_ATTRIBUTES)
+METADATA = tuple(resource_type.RESOURCE_ATTRIBUTES)
 
 
 def billable_meters():
@@ -86,7 +87,7 @@ def _factor(value):
 def metric_entry(meter, granularity=PERIOD, units=None,
                  aggregation=AGGREGATION):
     """One metric of metrics.yml for ``meter``."""
-    methods = gnocchi.AGGREGATION_METHODS[meter.archive_policy]
+    methods = policies.AGGREGATION_METHODS[meter.archive_policy]
     if aggregation not in methods:
         # NOTE: Gnocchi answers 400 for a method the policy does not keep,
         # and CloudKitty then rates nothing for the whole scope.

@@ -15,7 +15,7 @@ import datetime
 import math
 import time
 
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import values
 
 NS_PER_S = 10 ** 9
 
@@ -46,9 +46,9 @@ def granularities(policy):
     """``[(granularity, timespan)]`` in seconds of an archive policy."""
     out = []
     for d in policy['definition']:
-        g = gnocchi.to_seconds(d['granularity'])
+        g = values.to_seconds(d['granularity'])
         if d.get('timespan') is not None:
-            span = gnocchi.to_seconds(d['timespan'])
+            span = values.to_seconds(d['timespan'])
         else:
             span = g * d['points']
         out.append((g, span))

@@ -78,8 +78,8 @@ def _seconds(text):
 def load_mapped(path):
     """Meter names a resources definition file maps for instance_disk."""
     if path is None:
-        from ceilometer_blockacct import gnocchi
-        return pairs.mapped_meters(gnocchi.build_resources_definition())
+        from ceilometer_blockacct.gnocchi import resources
+        return pairs.mapped_meters(resources.build_resources_definition())
     try:
         with open(path, encoding='utf-8') as f:
             definition = yaml.safe_load(f)

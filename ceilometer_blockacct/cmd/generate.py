@@ -22,7 +22,8 @@ import yaml
 
 from ceilometer_blockacct import cloudkitty
 from ceilometer_blockacct.cmd import base
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import policies
+from ceilometer_blockacct.gnocchi import resources
 from ceilometer_blockacct import meters
 
 DEFAULT_INTERVAL = 60
@@ -71,7 +72,7 @@ def resources_definition(profile=meters.ALL):
     Upstream's meters and resources stay whole; of our archive policies,
     only those the profile's meters use.
     """
-    data = gnocchi.build_resources_definition()
+    data = resources.build_resources_definition()
     kept = {m.name for m in meters.profile(profile)}
     dropped = set(meters.BY_NAME) - kept
     for resource in data['resources']:
@@ -79,7 +80,7 @@ def resources_definition(profile=meters.ALL):
             resource['metrics'] = {name: extra for name, extra
                                    in resource['metrics'].items()
                                    if name not in dropped}
-    ours = {p['name'] for p in gnocchi.archive_policies()}
+    ours = {p['name'] for p in policies.archive_policies()}
     used = {m.archive_policy for m in meters.profile(profile)}
     data['archive_policies'] = [p for p in data['archive_policies']
                                 if p['name'] not in ours - used]
@@ -128,7 +129,7 @@ class GenResources(_Generator):
         return parser
 
     def text(self, parsed_args):
-        return gnocchi.dump_resources_definition(
+        return resources.dump_resources_definition(
             resources_definition(parsed_args.profile))
 
 

@@ -26,7 +26,8 @@ import argparse
 import contextlib
 
 from ceilometer_blockacct.cmd import base
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import policies
+from ceilometer_blockacct.gnocchi import resource_type as resource_type_mod
 from ceilometer_blockacct import meters
 
 
@@ -212,10 +213,10 @@ class _Gnocchi(object):
                 return False
 
     def plan(self, policy, existing):
-        """:func:`gnocchi.plan_archive_policy`, a bad answer a SetupError."""
+        """:func:`.policies.plan_archive_policy`, a bad answer a SetupError."""
         try:
-            return gnocchi.plan_archive_policy(policy, existing)
-        except gnocchi.MalformedPolicy as exc:
+            return policies.plan_archive_policy(policy, existing)
+        except policies.MalformedPolicy as exc:
             where = ' at %s' % bare_url(self.url) if self.url else ''
             raise SetupError(
                 'Gnocchi%s answered GET archive policy %s with what is not '
@@ -234,7 +235,7 @@ def ensure_archive_policies(client, wanted=None, url=None, auth='basic'):
         any failed request or unreadable answer.
     """
     server = _Gnocchi(client, url, auth)
-    wanted = gnocchi.archive_policies() if wanted is None else wanted
+    wanted = policies.archive_policies() if wanted is None else wanted
     report, conflicts = [], []
     for policy in wanted:
         action, details = server.plan(policy,
@@ -294,13 +295,13 @@ def ensure_attributes(client, resource_type=meters.RESOURCE_TYPE, url=None,
     """Add our optional attributes (``volume_id``) to ``resource_type``.
 
     :returns: the names of those added (see
-        :func:`gnocchi.ensure_resource_attributes`).
+        :func:`.resource_type.ensure_resource_attributes`).
     :raises SetupError: for every failure.
     """
     try:
-        return gnocchi.ensure_resource_attributes(
+        return resource_type_mod.ensure_resource_attributes(
             client, resource_type, lambda what: _request(what, url, auth))
-    except gnocchi.AttributeConflict as exc:
+    except resource_type_mod.AttributeConflict as exc:
         raise SetupError(str(exc)) from exc
 
 

@@ -60,7 +60,7 @@ from testtools import content
 import yaml
 
 from ceilometer_blockacct import cloudkitty
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import policies as gnocchi
 from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional import agent as agent_mod
 from ceilometer_blockacct.tests.functional.fixtures import cloudkitty_stack

@@ -31,7 +31,7 @@ from keystoneauth1 import session
 import testtools
 
 from ceilometer_blockacct.cmd import gnocchi_setup
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import policies as gnocchi
 from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
 from ceilometer_blockacct.tests.functional.fixtures import services
 

@@ -30,7 +30,7 @@ import uuid
 import fixtures
 import testtools
 
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import resource_type as gnocchi
 from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional import agent as agent_mod
 from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack

@@ -30,14 +30,14 @@ import fixtures
 import testtools
 
 from ceilometer_blockacct.cmd import main as cmd_main
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import policies
 
 JSON = 'application/json'
 HTML = 'text/html; charset=utf-8'
 PAGE = ('<!DOCTYPE html>\n<html>\n<head><title>502 Bad Gateway</title>'
         '</head>\n<body>\n<h1>Bad Gateway</h1>\n<p>upstream\nclosed</p>\n'
         '</body>\n</html>\n')
-POLICIES = [p['name'] for p in gnocchi.archive_policies()]
+POLICIES = [p['name'] for p in policies.archive_policies()]
 RATE = POLICIES[0]
 
 
@@ -151,7 +151,7 @@ class TestMalformedAnswers(testtools.TestCase):
         self.cli = self.useFixture(CliFixture())
 
     def _policy_answer(self, **changes):
-        policy = api_form(gnocchi.archive_policies()[0])
+        policy = api_form(policies.archive_policies()[0])
         policy.update(changes)
         return policy
 

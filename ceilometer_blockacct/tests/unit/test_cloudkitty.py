@@ -22,7 +22,7 @@ import yaml
 
 from ceilometer_blockacct import cloudkitty
 from ceilometer_blockacct.cmd import main as cmd_main
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import policies
 from ceilometer_blockacct import meters
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -61,7 +61,7 @@ class TestMetricsConfig(testtools.TestCase):
             policy = meters.BY_NAME[name].archive_policy
             extra = metric['extra_args']
             self.assertIn(extra['aggregation_method'],
-                          gnocchi.AGGREGATION_METHODS[policy], name)
+                          policies.AGGREGATION_METHODS[policy], name)
             self.assertEqual('sum', extra['aggregation_method'], name)
             self.assertEqual('sum', extra['re_aggregation_method'], name)
             self.assertEqual(3600, extra['force_granularity'], name)

@@ -24,7 +24,10 @@ import yaml
 
 from ceilometer_blockacct.cmd import gnocchi_setup
 from ceilometer_blockacct.cmd import main as cmd_main
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import policies as policies_mod
+from ceilometer_blockacct.gnocchi import resource_type
+from ceilometer_blockacct.gnocchi import resources
+from ceilometer_blockacct.gnocchi import values
 from ceilometer_blockacct import meters
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -40,7 +43,7 @@ def _instance_disk(data):
 class TestArchivePolicies(testtools.TestCase):
 
     def test_contract(self):
-        by_name = {p['name']: p for p in gnocchi.archive_policies()}
+        by_name = {p['name']: p for p in policies_mod.archive_policies()}
         self.assertEqual(
             {'blockacct-rate': ['rate:sum', 'rate:mean', 'last'],
              'blockacct-gauge': ['mean', 'min', 'max', 'count'],
@@ -50,12 +53,12 @@ class TestArchivePolicies(testtools.TestCase):
             self.assertGreaterEqual(policy['back_window'], 1)
             self.assertEqual(
                 [(1, 3600), (60, 7 * 86400), (3600, 400 * 86400)],
-                [(gnocchi.to_seconds(d['granularity']),
-                  gnocchi.to_seconds(d['timespan']))
+                [(values.to_seconds(d['granularity']),
+                  values.to_seconds(d['timespan']))
                  for d in policy['definition']])
 
     def test_every_meter_policy_is_defined(self):
-        names = {p['name'] for p in gnocchi.archive_policies()}
+        names = {p['name'] for p in policies_mod.archive_policies()}
         for meter in meters.METERS:
             self.assertIn(meter.archive_policy, names, meter.name)
 
@@ -65,24 +68,24 @@ class TestArchivePolicies(testtools.TestCase):
                               ('1 day, 0:00:00', 86400),
                               ('400 days, 0:00:00', 400 * 86400),
                               (60.0, 60), ('3600', 3600)]:
-            self.assertEqual(seconds, gnocchi.to_seconds(text), text)
+            self.assertEqual(seconds, values.to_seconds(text), text)
         for odd in ('soon', None, True, 'nan', float('inf'), '-5', [60],
                     '1.2.3 seconds', 10 ** 400, '', '5 fortnights'):
-            self.assertRaises(ValueError, gnocchi.to_seconds, odd)
+            self.assertRaises(ValueError, values.to_seconds, odd)
 
 
 class TestResourcesDefinition(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.upstream = gnocchi.load_upstream_resources()
-        self.built = gnocchi.build_resources_definition()
+        self.upstream = resources.load_upstream_resources()
+        self.built = resources.build_resources_definition()
 
     def test_committed_file_is_current(self):
         with open(COMMITTED, encoding='utf-8') as f:
             committed = f.read()
         self.assertEqual(
-            gnocchi.dump_resources_definition(), committed,
+            resources.dump_resources_definition(), committed,
             'etc/ceilometer/gnocchi_resources.yaml is stale: run '
             'ceilometer-blockacct gen-resources -o '
             'etc/ceilometer/gnocchi_resources.yaml')
@@ -99,14 +102,14 @@ class TestResourcesDefinition(testtools.TestCase):
 
     def test_upstream_kept_whole(self):
         # Remove what we add; what is left must be upstream's file exactly.
-        ours = {p['name'] for p in gnocchi.archive_policies()}
+        ours = {p['name'] for p in policies_mod.archive_policies()}
         rest = copy.deepcopy(self.built)
         rest['archive_policies'] = [p for p in rest['archive_policies']
                                     if p['name'] not in ours]
         disk = _instance_disk(rest)
         for meter in meters.METERS:
             del disk['metrics'][meter.name]
-        for name in gnocchi.SAMPLE_ATTRIBUTES:
+        for name in resources.SAMPLE_ATTRIBUTES:
             del disk['attributes'][name]
         self.assertEqual(self.upstream, rest)
         self.assertEqual(
@@ -138,23 +141,23 @@ class TestResourcesDefinition(testtools.TestCase):
             self.assertEqual('instance_disk', rd.cfg['resource_type'])
             self.assertEqual(meter.archive_policy,
                              rd.metrics[meter.name]['archive_policy_name'])
-        self.assertEqual(gnocchi.archive_policies(), policies[-3:])
+        self.assertEqual(policies_mod.archive_policies(), policies[-3:])
 
     def test_clash_with_upstream_is_refused(self):
         upstream = copy.deepcopy(self.upstream)
         _instance_disk(upstream)['metrics'][meters.METERS[0].name] = None
-        self.assertRaises(ValueError, gnocchi.build_resources_definition,
+        self.assertRaises(ValueError, resources.build_resources_definition,
                           upstream)
         upstream = copy.deepcopy(self.upstream)
         upstream['archive_policies'].append({'name': 'blockacct-rate'})
-        self.assertRaises(ValueError, gnocchi.build_resources_definition,
+        self.assertRaises(ValueError, resources.build_resources_definition,
                           upstream)
 
     def test_gen_resources_command(self):
         out = self.useFixture(fixtures.TempDir()).join('r.yaml')
         self.assertEqual(0, cmd_main.main(['gen-resources', '-o', out]))
         with open(out, encoding='utf-8') as f:
-            self.assertEqual(gnocchi.dump_resources_definition(), f.read())
+            self.assertEqual(resources.dump_resources_definition(), f.read())
 
 
 def _api_form(policy, **changes):
@@ -168,7 +171,7 @@ def _api_form(policy, **changes):
                 'timespan': '%d days, 0:00:00' % (t // 86400)
                 if t >= 86400 else '1:00:00',
                 'points': t // g}
-               for g, t in gnocchi.DEFINITION]}
+               for g, t in policies_mod.DEFINITION]}
     api.update(changes)
     return api
 
@@ -177,44 +180,44 @@ class TestPlan(testtools.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.wanted = gnocchi.archive_policies()[0]
+        self.wanted = policies_mod.archive_policies()[0]
 
     def test_missing(self):
         self.assertEqual(('create', self.wanted),
-                         gnocchi.plan_archive_policy(self.wanted, None))
+                         policies_mod.plan_archive_policy(self.wanted, None))
 
     def test_same(self):
-        self.assertEqual(('ok', None), gnocchi.plan_archive_policy(
+        self.assertEqual(('ok', None), policies_mod.plan_archive_policy(
             self.wanted, _api_form(self.wanted)))
 
     def test_method_order_does_not_matter(self):
         have = _api_form(self.wanted, aggregation_methods=list(
             reversed(self.wanted['aggregation_methods'])))
         self.assertEqual(('ok', None),
-                         gnocchi.plan_archive_policy(self.wanted, have))
+                         policies_mod.plan_archive_policy(self.wanted, have))
 
     def test_back_window_too_small_is_updated(self):
-        action, body = gnocchi.plan_archive_policy(
+        action, body = policies_mod.plan_archive_policy(
             self.wanted, _api_form(self.wanted, back_window=0))
         self.assertEqual('update', action)
-        self.assertEqual(gnocchi.BACK_WINDOW, body['back_window'])
+        self.assertEqual(policies_mod.BACK_WINDOW, body['back_window'])
         self.assertEqual(self.wanted['definition'], body['definition'])
 
     def test_larger_back_window_is_kept(self):
-        self.assertEqual(('ok', None), gnocchi.plan_archive_policy(
+        self.assertEqual(('ok', None), policies_mod.plan_archive_policy(
             self.wanted, _api_form(self.wanted, back_window=5)))
 
     def test_timespan_is_updated_and_back_window_kept(self):
         have = _api_form(self.wanted, back_window=3)
         have['definition'][1]['timespan'] = '1 day, 0:00:00'
-        action, body = gnocchi.plan_archive_policy(self.wanted, have)
+        action, body = policies_mod.plan_archive_policy(self.wanted, have)
         self.assertEqual('update', action)
         self.assertEqual(3, body['back_window'])
 
     def test_granularity_conflict(self):
         have = _api_form(self.wanted)
         have['definition'] = have['definition'][1:]
-        action, details = gnocchi.plan_archive_policy(self.wanted, have)
+        action, details = policies_mod.plan_archive_policy(self.wanted, have)
         self.assertEqual('conflict', action)
         self.assertEqual(['granularities are 60/3600 s, expected '
                           '1/60/3600 s'], details)
@@ -250,8 +253,8 @@ class TestPlan(testtools.TestCase):
              'aggregation_methods None is not a list of names'),
         ]
         for answer, message in cases:
-            exc = self.assertRaises(gnocchi.MalformedPolicy,
-                                    gnocchi.plan_archive_policy,
+            exc = self.assertRaises(policies_mod.MalformedPolicy,
+                                    policies_mod.plan_archive_policy,
                                     self.wanted, answer)
             self.assertEqual(message, str(exc))
 
@@ -260,11 +263,11 @@ class TestPlan(testtools.TestCase):
         for item in have['definition']:
             item['timespan'] = None
         self.assertEqual(('ok', None),
-                         gnocchi.plan_archive_policy(self.wanted, have))
+                         policies_mod.plan_archive_policy(self.wanted, have))
 
     def test_methods_conflict(self):
         have = _api_form(self.wanted, aggregation_methods=['mean'])
-        action, details = gnocchi.plan_archive_policy(self.wanted, have)
+        action, details = policies_mod.plan_archive_policy(self.wanted, have)
         self.assertEqual('conflict', action)
         self.assertIn('aggregation methods are mean', details[0])
 
@@ -298,7 +301,7 @@ class FakeClient(object):
         # NOTE: as gnocchi-setup leaves it: with our volume_id attribute.
         self.resource_type = FakeManager(
             dict.fromkeys(resource_types, {'attributes': dict(
-                gnocchi.RESOURCE_ATTRIBUTES)}),
+                resource_type.RESOURCE_ATTRIBUTES)}),
             g_exc.ResourceTypeNotFound)
 
 
@@ -342,7 +345,7 @@ class TestSetup(testtools.TestCase):
                          'and that it does not', str(exc))
 
     def test_malformed_policy_is_a_setup_error(self):
-        policy = gnocchi.archive_policies()[0]
+        policy = policies_mod.archive_policies()[0]
         client = FakeClient({policy['name']: dict(_api_form(policy),
                                                   back_window='1')})
         exc = self.assertRaises(gnocchi_setup.SetupError,
@@ -358,14 +361,14 @@ class TestSetup(testtools.TestCase):
 
     def test_updates_back_window(self):
         policies = {p['name']: _api_form(p, back_window=0)
-                    for p in gnocchi.archive_policies()}
+                    for p in policies_mod.archive_policies()}
         client = FakeClient(policies)
         self.assertEqual([(n, 'updated') for n in AGG_ORDER],
                          gnocchi_setup.setup(client))
 
     def test_conflict_names_all_and_changes_nothing_else(self):
         policies = {p['name']: _api_form(p, aggregation_methods=['mean'])
-                    for p in gnocchi.archive_policies()[:2]}
+                    for p in policies_mod.archive_policies()[:2]}
         client = FakeClient(policies)
         exc = self.assertRaises(gnocchi_setup.SetupError,
                                 gnocchi_setup.setup, client)
@@ -424,4 +427,4 @@ class TestSetup(testtools.TestCase):
         self.assertEqual(2, cmd_main.main(['nope']))
 
 
-AGG_ORDER = [p['name'] for p in gnocchi.archive_policies()]
+AGG_ORDER = [p['name'] for p in policies_mod.archive_policies()]

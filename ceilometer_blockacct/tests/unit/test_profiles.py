@@ -22,7 +22,7 @@ import yaml
 
 from ceilometer_blockacct.cmd import generate
 from ceilometer_blockacct.cmd import main as cmd_main
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import resources
 from ceilometer_blockacct import meters
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -178,7 +178,7 @@ class TestGenResourcesProfile(CommandTestCase):
             self.assertEqual(f.read(), self.stdout.getvalue())
 
     def test_billing_maps_upstreams_meters_and_the_billable_ones(self):
-        upstream = gnocchi.load_upstream_resources()
+        upstream = resources.load_upstream_resources()
         data = self._built('billing')
         metrics = self._disk_metrics(data)
         self.assertEqual(
@@ -202,7 +202,7 @@ class TestGenResourcesProfile(CommandTestCase):
         data = self._built('monitoring')
         self.assertEqual(MONITORING, set(self._disk_metrics(data))
                          - set(self._disk_metrics(
-                             gnocchi.load_upstream_resources())))
+                             resources.load_upstream_resources())))
         self.assertEqual(['blockacct-gauge', 'blockacct-delta'],
                          [p['name'] for p in data['archive_policies']
                           if p['name'].startswith('blockacct-')])

@@ -25,7 +25,8 @@ from ceilometer_blockacct import cloudkitty
 from ceilometer_blockacct.cmd import gnocchi_setup
 from ceilometer_blockacct.cmd import main as cmd_main
 from ceilometer_blockacct import cycle
-from ceilometer_blockacct import gnocchi
+from ceilometer_blockacct.gnocchi import resource_type
+from ceilometer_blockacct.gnocchi import resources
 from ceilometer_blockacct.sources import qmp
 from ceilometer_blockacct.sources import records
 from ceilometer_blockacct.tests.unit import fakes
@@ -131,18 +132,18 @@ class TestSampleMetadata(testtools.TestCase):
 class TestResourcesFile(testtools.TestCase):
 
     def test_volume_id_mapped_on_instance_disk(self):
-        built = gnocchi.build_resources_definition()
+        built = resources.build_resources_definition()
         disk, = [r for r in built['resources']
                  if r['resource_type'] == 'instance_disk']
         self.assertEqual('resource_metadata.volume_id',
                          disk['attributes']['volume_id'])
 
     def test_upstream_mapping_volume_id_is_refused(self):
-        upstream = gnocchi.load_upstream_resources()
+        upstream = resources.load_upstream_resources()
         for r in upstream['resources']:
             if r['resource_type'] == 'instance_disk':
                 r['attributes']['volume_id'] = 'resource_metadata.x'
-        self.assertRaises(ValueError, gnocchi.build_resources_definition,
+        self.assertRaises(ValueError, resources.build_resources_definition,
                           upstream)
 
     def test_publisher_sends_it_only_when_the_sample_has_it(self):
@@ -170,7 +171,7 @@ class TestResourcesFile(testtools.TestCase):
 def _written(test):
     path = test.useFixture(fixtures.TempDir()).join('resources.yaml')
     with open(path, 'w') as f:
-        f.write(gnocchi.dump_resources_definition())
+        f.write(resources.dump_resources_definition())
     return path
 
 
@@ -185,7 +186,7 @@ CEILOMETER_TYPE = {
 def with_volume_id(**changes):
     answer = copy.deepcopy(CEILOMETER_TYPE)
     answer['attributes']['volume_id'] = dict(
-        gnocchi.RESOURCE_ATTRIBUTES['volume_id'], **changes)
+        resource_type.RESOURCE_ATTRIBUTES['volume_id'], **changes)
     return answer
 
 
@@ -196,13 +197,13 @@ class TestPlanAttributes(testtools.TestCase):
             ('update', [{'op': 'add', 'path': '/attributes/volume_id',
                          'value': {'type': 'string', 'required': False,
                                    'min_length': 0, 'max_length': 255}}]),
-            gnocchi.plan_resource_attributes(CEILOMETER_TYPE))
+            resource_type.plan_resource_attributes(CEILOMETER_TYPE))
 
     def test_present_is_ok(self):
-        self.assertEqual(('ok', None),
-                         gnocchi.plan_resource_attributes(with_volume_id()))
+        self.assertEqual(('ok', None), resource_type.plan_resource_attributes(
+            with_volume_id()))
         # A longer string is as good.
-        self.assertEqual(('ok', None), gnocchi.plan_resource_attributes(
+        self.assertEqual(('ok', None), resource_type.plan_resource_attributes(
             with_volume_id(max_length=1024)))
 
     def test_conflicts(self):
@@ -218,14 +219,15 @@ class TestPlanAttributes(testtools.TestCase):
         ]
         for answer, text in cases:
             self.assertEqual(('conflict', [text]),
-                             gnocchi.plan_resource_attributes(answer), text)
+                             resource_type.plan_resource_attributes(answer),
+                             text)
 
     def test_malformed(self):
         for answer in (None, [], 'instance_disk', {'name': 'x'},
                        {'attributes': []},
                        {'attributes': {'volume_id': 'string'}}):
-            self.assertRaises(gnocchi.MalformedResourceType,
-                              gnocchi.plan_resource_attributes, answer)
+            self.assertRaises(resource_type.MalformedResourceType,
+                              resource_type.plan_resource_attributes, answer)
 
 
 class FakeResourceTypes:
@@ -262,22 +264,22 @@ class TestEnsureAttributes(testtools.TestCase):
         types = FakeResourceTypes(copy.deepcopy(CEILOMETER_TYPE))
         client = FakeClient(types)
         self.assertEqual(['volume_id'],
-                         gnocchi.ensure_resource_attributes(client))
-        self.assertEqual([], gnocchi.ensure_resource_attributes(client))
+                         resource_type.ensure_resource_attributes(client))
+        self.assertEqual([], resource_type.ensure_resource_attributes(client))
         self.assertEqual(1, len(types.patches))
         self.assertEqual(with_volume_id(), types.answer)
 
     def test_added_by_a_concurrent_run(self):
         types = FakeResourceTypes(copy.deepcopy(CEILOMETER_TYPE),
                                   race=with_volume_id())
-        self.assertEqual([], gnocchi.ensure_resource_attributes(
+        self.assertEqual([], resource_type.ensure_resource_attributes(
             FakeClient(types)))
 
     def test_concurrent_run_added_another_form(self):
         types = FakeResourceTypes(copy.deepcopy(CEILOMETER_TYPE),
                                   race=with_volume_id(type='uuid'))
-        exc = self.assertRaises(gnocchi.AttributeConflict,
-                                gnocchi.ensure_resource_attributes,
+        exc = self.assertRaises(resource_type.AttributeConflict,
+                                resource_type.ensure_resource_attributes,
                                 FakeClient(types))
         self.assertIn("volume_id is of type 'uuid'", str(exc))
 
