@@ -18,6 +18,7 @@ import testtools
 
 from ceilometer_blockacct import derive
 from ceilometer_blockacct import meters
+from ceilometer_blockacct import monitoring
 from ceilometer_blockacct.sources import records
 
 LIMITS = derive.Limits(bytes_per_second=10 ** 9,
@@ -208,37 +209,37 @@ class TestPlausibility(Base):
     def test_latency_of_refused_increases_is_not_published(self):
         # Scenario 14: 1e-27 ms from a delta the delta meter refused.
         b = base([1000, 10, 0])
-        vol, new = derive.latency(
+        vol, new = monitoring.latency(
             RL, point({'rd_total_time_ns': 2000, 'rd_operations': 10 ** 30,
                        'failed_rd_operations': 0}), b, LIMITS)
         self.assertEqual((None, None), (vol, new))
 
     def test_implausible_queue_depth(self):
-        vol, _ = derive.queue_depth(
+        vol, _ = monitoring.queue_depth(
             RQ, point({'rd_total_time_ns': 2000 * 10 * S}),
             base([0]), LIMITS)
         self.assertIsNone(vol)
 
     def test_idle_time_longer_than_the_process_is_not_published(self):
-        self.assertIsNone(derive.raw(IDLE, point({'idle_time_ns': 10 ** 12},
-                                                 lifetime_s=60), LIMITS))
+        self.assertIsNone(monitoring.raw(
+            IDLE, point({'idle_time_ns': 10 ** 12}, lifetime_s=60), LIMITS))
         self.assertLogged('ERROR', 'implausible value')
-        self.assertEqual(30 * S, derive.raw(
+        self.assertEqual(30 * S, monitoring.raw(
             IDLE, point({'idle_time_ns': 30 * S}, lifetime_s=60), LIMITS))
 
     def test_cumulative_counter_bounded_by_the_lifetime(self):
         # queue_depth 1000: at most 1000 s of request time per second.
-        self.assertIsNone(derive.raw(
+        self.assertIsNone(monitoring.raw(
             RT, point({'rd_total_time_ns': 1001 * 60 * S}, lifetime_s=60),
             LIMITS))
-        self.assertEqual(5 * S, derive.raw(
+        self.assertEqual(5 * S, monitoring.raw(
             RT, point({'rd_total_time_ns': 5 * S}, lifetime_s=60), LIMITS))
 
 
 class TestLatency(Base):
 
     def test_average(self):
-        vol, new = derive.latency(
+        vol, new = monitoring.latency(
             RL, point({'rd_total_time_ns': 5 * 10 ** 6, 'rd_operations': 14,
                        'failed_rd_operations': 0}),
             base([1 * 10 ** 6, 10, 0]), LIMITS)
@@ -246,14 +247,14 @@ class TestLatency(Base):
         self.assertEqual([5 * 10 ** 6, 14, 0], new.values)
 
     def test_no_sample_without_completed_requests(self):
-        vol, new = derive.latency(
+        vol, new = monitoring.latency(
             RL, point({'rd_total_time_ns': 10, 'rd_operations': 4}),
             base([10, 4, None]), LIMITS)
         self.assertIsNone(vol)
         self.assertIsNotNone(new)
 
     def test_failed_requests_count_when_qemu_charges_their_time(self):
-        vol, _ = derive.latency(
+        vol, _ = monitoring.latency(
             WL, point({'wr_total_time_ns': 9 * 10 ** 6, 'wr_operations': 4,
                        'failed_wr_operations': 2}, account_failed=True),
             base([0, 1, 0]), LIMITS)
@@ -261,28 +262,28 @@ class TestLatency(Base):
         self.assertEqual(1.8, vol)
 
     def test_failed_requests_ignored_when_not_charged(self):
-        vol, _ = derive.latency(
+        vol, _ = monitoring.latency(
             WL, point({'wr_total_time_ns': 9 * 10 ** 6, 'wr_operations': 4,
                        'failed_wr_operations': 2}, account_failed=False),
             base([0, 1, 0]), LIMITS)
         self.assertEqual(3.0, vol)
 
     def test_first_reading_of_an_old_identity_gives_no_sample(self):
-        vol, new = derive.latency(
+        vol, new = monitoring.latency(
             RL, point({'rd_total_time_ns': 10, 'rd_operations': 4}), None,
             LIMITS)
         self.assertIsNone(vol)
         self.assertEqual([10, 4, None], new.values)
 
     def test_new_process_averages_its_whole_life(self):
-        vol, _ = derive.latency(
+        vol, _ = monitoring.latency(
             RL, point({'rd_total_time_ns': 6 * 10 ** 6, 'rd_operations': 3},
                       epoch=E2, is_new=True),
             base([10 ** 9, 1000, 0]), LIMITS)
         self.assertEqual(2.0, vol)
 
     def test_backwards_keeps_the_baseline(self):
-        vol, new = derive.latency(
+        vol, new = monitoring.latency(
             RL, point({'rd_total_time_ns': 6, 'rd_operations': 3}),
             base([10 ** 9, 1000, 0]), LIMITS)
         self.assertEqual((None, None), (vol, new))
@@ -292,12 +293,12 @@ class TestQueueDepth(Base):
 
     def test_littles_law(self):
         # 20 s of request time in 10 s of wall time: 2 in flight on average.
-        vol, _ = derive.queue_depth(
+        vol, _ = monitoring.queue_depth(
             RQ, point({'rd_total_time_ns': 25 * S}), base([5 * S]), LIMITS)
         self.assertEqual(2.0, vol)
 
     def test_no_sample_across_identities(self):
-        vol, new = derive.queue_depth(
+        vol, new = monitoring.queue_depth(
             RQ, point({'rd_total_time_ns': 25 * S}, epoch=E2),
             base([5 * S]), LIMITS)
         self.assertIsNone(vol)
