@@ -1,0 +1,327 @@
+# Licensed under the Apache License, Version 2.0 (the "License"); you may
+# not use this file except in compliance with the License. You may obtain
+# a copy of the License at
+#
+#      http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+# WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+# License for the specific language governing permissions and limitations
+# under the License.
+"""One run: the real chain on this machine, every side, interval and N.
+
+The services start once: a private libvirtd with ``--real-vms`` kernel-less
+guests (2 virtio disks each, a steady paced workload), RabbitMQ, Gnocchi
+(PostgreSQL, gnocchi-api, metricd; basic auth) and our archive policies
+(``ceilometer-blockacct gnocchi-setup``).  Each measured point starts the
+real ``ceilometer-agent-notification`` and ``ceilometer-polling`` (through
+:mod:`.replay`, which adds synthetic VMs beyond the real guests) for one
+side at one interval, lets one cycle pass, then measures a window: CPU of
+every component, samples sent, Gnocchi's backlog; then stops the agents
+and lets metricd drain before the next point.
+"""
+
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+
+from benchmarks.bench_chain import analyse
+from benchmarks.bench_chain import procs
+from ceilometer_blockacct import meters
+from ceilometer_blockacct.tests.functional.fixtures import ceilometer_agents
+from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
+from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
+from ceilometer_blockacct.tests.functional.fixtures import libvirt_host
+from ceilometer_blockacct.tests.functional.fixtures import rabbitmq
+from ceilometer_blockacct.tests.functional.fixtures import services
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+# Ceilometer's own disk pollsters: what a cloud polls without this plugin.
+UPSTREAM_METERS = tuple('disk.device.%s.%s' % (op, what)
+                        for op in ('read', 'write')
+                        for what in ('bytes', 'requests', 'latency'))
+SIDES = tuple(meters.PROFILES) + ('upstream',)
+# Each guest disk: 2 reads and 2 writes of 4 KiB per round, one round a
+# second (int 15h/86h waits between rounds: the vCPU idles).
+WORKLOAD = guest_mod.Workload(reads=2, writes=2, sectors=8)
+PACE_US = 1000000
+QUERY = '{"execute": "query-blockstats"}'
+
+
+def side_meters(side):
+    """The meter names ``side`` polls."""
+    if side == 'upstream':
+        return list(UPSTREAM_METERS)
+    return [m.name for m in meters.profile(side)]
+
+
+class Agents(ceilometer_agents.CeilometerAgents):
+    """The real agents; ceilometer-polling started through :mod:`.replay`."""
+
+    def __init__(self, spec_path, **kwargs):
+        super().__init__(**kwargs)
+        self.spec_path = spec_path
+
+    def _start(self, name, binary, args):
+        if name != 'polling':
+            return super()._start(name, binary, args)
+        env = dict(os.environ, PYTHONWARNINGS='ignore::DeprecationWarning')
+        return self._spawn(
+            'ceilometer-polling',
+            [os.path.join(services.VENV_BIN, 'python'), '-m',
+             'benchmarks.bench_chain.replay', self.spec_path,
+             '--config-file', self.config_file] + args,
+            log_path=self.log_path(name), env=env, cwd=REPO)
+
+
+class Chain:
+    """The services of one run, and :meth:`measure` for one point."""
+
+    def __init__(self, args, say):
+        self.args = args
+        self.say = say
+        self.stack = contextlib.ExitStack()
+        self.guests = []
+        self.tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stack.close()
+
+    # -- services, once per run -------------------------------------------
+
+    def start(self):
+        self.tmp = tempfile.mkdtemp(prefix='blockacct-chain-')
+        self.stack.callback(shutil.rmtree, self.tmp, True)
+        self.say('libvirtd ...')
+        self.host = self.stack.enter_context(libvirt_host.LibvirtHost())
+        self.say('%d guests (2 disks each) ...' % self.args.real_vms)
+        for i in range(self.args.real_vms):
+            guest = guest_mod.Guest(
+                self.host, [guest_mod.Disk('vda', workload=WORKLOAD),
+                            guest_mod.Disk('vdb', workload=WORKLOAD)],
+                name='bench-chain-%02d' % i, rounds=0, pace_us=PACE_US,
+                nova=guest_mod.NovaMeta(name='bench-chain-%02d' % i))
+            self.guests.append(self.stack.enter_context(guest))
+        self.say('rabbitmq ...')
+        self.rabbit = self.stack.enter_context(rabbitmq.RabbitMQ())
+        self.say('gnocchi (processing delay %d s, %d metricd workers) ...'
+                 % (self.args.processing_delay, self.args.metricd_workers))
+        self.gnocchi = self.stack.enter_context(gnocchi_stack.GnocchiStack(
+            self.args.processing_delay, self.args.metricd_workers,
+            auth_mode='basic'))
+        subprocess.run(
+            [os.path.join(services.VENV_BIN, 'ceilometer-blockacct'),
+             'gnocchi-setup', '--gnocchi-url', self.gnocchi.url],
+            check=True, capture_output=True, timeout=120,
+            env={k: v for k, v in os.environ.items()
+                 if not k.startswith(('OS_', 'GNOCCHI_'))})
+        self.template = self.record(self.guests[0])
+
+    def record(self, guest):
+        """The template of the synthetic VMs: one real guest's answers."""
+        # NOTE: a few rounds first, so every counter has moved.
+        guest.wait_for('...', timeout=60)
+        return {'uuid': guest.uuid, 'name': guest.name,
+                'reply': guest.qmp_text(QUERY),
+                'xml': guest.domain.XMLDesc(0)}
+
+    def components(self, agents):
+        session = procs.by_session
+        svc = self.gnocchi._services
+        return procs.Components({
+            'polling': session(agents._services['ceilometer-polling']
+                               .proc.pid),
+            'notification': session(
+                agents._services['ceilometer-notification'].proc.pid),
+            'rabbitmq': procs.by_cmdline(
+                '-sname %s' % self.rabbit.node.split('@')[0]),
+            'gnocchi-api': session(svc['gnocchi-api'].proc.pid),
+            'metricd': session(svc['gnocchi-metricd'].proc.pid),
+            'postgresql': session(
+                self.gnocchi.postgresql._service.proc.pid),
+        })
+
+    def backlog(self):
+        return self.gnocchi.client().status.get()[
+            'storage']['summary']['measures']
+
+    # -- one point ------------------------------------------------------------
+
+    def measure(self, side, interval, vms):
+        real = min(vms, self.args.real_vms)
+        synthetic = vms - real
+        names = side_meters(side)
+        point_dir = tempfile.mkdtemp(prefix='%s-%ds-%d-' % (
+            side, interval, vms), dir=self.tmp)
+        counts = os.path.join(point_dir, 'counts')
+        spec = os.path.join(point_dir, 'spec.json')
+        with open(spec, 'w') as f:
+            json.dump({'keep': [g.uuid for g in self.guests[:real]],
+                       'synthetic': synthetic, 'template': self.template,
+                       'counts': counts}, f)
+        agents = Agents(spec, libvirt_uri=self.host.uri,
+                        transport_url=self.rabbit.transport_url,
+                        gnocchi=self.gnocchi, interval=interval,
+                        meter_names=names, rabbit=self.rabbit,
+                        host='bench-chain', start_timeout=120)
+        point = {'side': side, 'interval': interval, 'vms': vms,
+                 'disks': 2 * vms, 'real_vms': real,
+                 'synthetic_vms': synthetic, 'meters': len(names)}
+        try:
+            agents.start()
+            comps = self.components(agents)
+            first = self._wait_first_cycle(counts, interval)
+            time.sleep(self.args.warmup)
+            start, cpu0 = time.monotonic(), comps.cpu()
+            backlog = []
+            end = start + self.args.window
+            while True:
+                now = time.monotonic()
+                backlog.append((round(now - start, 1), self.backlog()))
+                if now >= end:
+                    break
+                time.sleep(min(self.args.backlog_every, end - now))
+                agents.check_alive()
+            cpu1, stop = comps.cpu(), time.monotonic()
+            sent = _samples_between(counts, start, stop)
+            point.update({
+                'window': round(stop - start, 1),
+                'first_cycle_s': round(first, 1),
+                'cpu': {k: round(cpu1[k] - cpu0[k], 2) for k in cpu1},
+                'samples': sent, 'backlog': backlog,
+                'per_poll': len(names) * 2 * vms,
+                'errors': {name: len(agents.errors(name))
+                           for name in ('polling', 'notification')},
+            })
+            if self.args.keep_logs:
+                shutil.copytree(os.path.join(agents.root, 'log'),
+                                os.path.join(self.args.out, 'logs',
+                                             os.path.basename(point_dir)))
+        finally:
+            agents.cleanUp()
+        point['storage'] = self.storage(side, interval)
+        drained = time.monotonic()
+        left = self._drain()
+        point['drain_s'] = round(time.monotonic() - drained, 1)
+        point['left_after_drain'] = left
+        return analyse.summarise(point)
+
+    def _wait_first_cycle(self, counts, interval):
+        started = time.monotonic()
+        services.wait_until(lambda: os.path.exists(counts),
+                            'the first polling cycle', 120 + interval,
+                            interval=0.5)
+        # NOTE: a cycle's notifications go out together; then the first
+        # publish creates resources and metrics, left out of the window.
+        time.sleep(2)
+        return time.monotonic() - started
+
+    def _drain(self):
+        with contextlib.suppress(services.StackStartError):
+            services.wait_until(lambda: not self.backlog(), 'metricd',
+                                self.args.drain_timeout, interval=1)
+        return self.backlog()
+
+    def storage(self, side, interval):
+        """Bytes per disk per day, from the archive policies Gnocchi used."""
+        client = self.gnocchi.client()
+        rid = meters.resource_id(self.guests[0].uuid, 'vda')
+        try:
+            resource = client.resource.get(meters.RESOURCE_TYPE, rid)
+        except Exception:  # noqa: reported as unknown
+            return None
+        policies, cache = [], {}
+        for name in side_meters(side):
+            metric_id = resource['metrics'].get(name)
+            if metric_id is None:
+                continue
+            ap = client.metric.get(metric_id)['archive_policy']
+            if ap['name'] not in cache:
+                cache[ap['name']] = (
+                    [(d['granularity'], d['timespan'])
+                     for d in ap['definition']],
+                    len(ap['aggregation_methods']))
+            policies.append(cache[ap['name']])
+        return {'metrics': len(policies),
+                'bytes_per_disk_day': analyse.storage_bytes(
+                    policies, interval)}
+
+    # -- the run -----------------------------------------------------------
+
+    def run(self):
+        started = time.monotonic()
+        result = {
+            'started': datetime.datetime.now(
+                datetime.timezone.utc).isoformat(timespec='seconds'),
+            'machine': {'cpus': os.cpu_count(),
+                        'cpu': _cpu_model(), 'python':
+                        platform.python_version()},
+            'args': {k: v for k, v in vars(self.args).items()
+                     if k not in ('report',)},
+            'points': [],
+        }
+        self.start()
+        result['versions'] = _versions(self.host)
+        for interval in self.args.intervals:
+            for side in self.args.sides:
+                for vms in self.args.vms:
+                    self.say('%s at %d s, %d VMs (%d disks) ...' % (
+                        side, interval, vms, 2 * vms))
+                    point = self.measure(side, interval, vms)
+                    result['points'].append(point)
+                    self.say(_line(point))
+                    if point['keeps_up'] is False:
+                        break
+        result['seconds'] = round(time.monotonic() - started)
+        return result
+
+
+def _samples_between(counts, start, stop):
+    total = 0
+    with open(counts) as f:
+        for line in f:
+            at, n = line.split()
+            if start <= float(at) < stop:
+                total += int(n)
+    return total
+
+
+def _line(p):
+    per = p['cpu_per_1000']
+    return ('  %d samples in %.0f s; CPU s/1000 samples: %s; backlog %s; '
+            'keeps up: %s' % (
+                p['samples'], p['window'], ', '.join(
+                    '%s %.2f' % (k, v) for k, v in per.items()
+                    if v is not None),
+                [v for _t, v in p['backlog']], p['keeps_up']))
+
+
+def _cpu_model():
+    with contextlib.suppress(OSError):
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    return platform.processor()
+
+
+def _versions(host):
+    import importlib.metadata as md
+
+    libvirt_v, qemu_v = host.versions()
+    found = {'libvirt': libvirt_v, 'qemu': qemu_v}
+    for name in ('ceilometer', 'gnocchi', 'oslo.messaging'):
+        with contextlib.suppress(md.PackageNotFoundError):
+            found[name] = md.version(name)
+    return found
