@@ -1,0 +1,76 @@
+/*
+ * Disk I/O panel: one small line chart per quantity, drawn with the d3
+ * that Horizon already ships (xstatic D3 3.5); the numbers come from the
+ * page itself (#blockacct-chart-data, the same as the Table view).
+ */
+(function () {
+  'use strict';
+  var COLORS = {read: '#1f77b4', write: '#d62728', flush: '#2ca02c',
+                idle: '#7f7f7f'};
+
+  function draw(box, chart) {
+    var width = 520, height = 170;
+    var m = {top: 24, right: 70, bottom: 26, left: 60};
+    var w = width - m.left - m.right, h = height - m.top - m.bottom;
+    var all = [];
+    chart.lines.forEach(function (line) {
+      line.points.forEach(function (p) { all.push(p); });
+    });
+    var panel = d3.select(box).append('div')
+      .attr('class', 'col-md-6 blockacct-chart');
+    var svg = panel.append('svg')
+      .attr('width', width).attr('height', height)
+      .attr('role', 'img')
+      .attr('aria-label', chart.title + ' (' + chart.unit + ')');
+    svg.append('text').attr('x', m.left).attr('y', 14)
+      .style('font-weight', 'bold')
+      .text(chart.title + ' (' + chart.unit + ')');
+    var g = svg.append('g')
+      .attr('transform', 'translate(' + m.left + ',' + m.top + ')');
+    if (!all.length) {
+      g.append('text').attr('x', 10).attr('y', h / 2)
+        .text('no data in this range');
+      return;
+    }
+    var x = d3.time.scale().range([0, w]).domain(d3.extent(all, function (p) {
+      return new Date(p[0] * 1000);
+    }));
+    var y = d3.scale.linear().range([h, 0])
+      .domain([0, d3.max(all, function (p) { return p[1]; }) || 1]).nice();
+    g.append('g').attr('class', 'x axis')
+      .attr('transform', 'translate(0,' + h + ')')
+      .call(d3.svg.axis().scale(x).orient('bottom').ticks(5));
+    g.append('g').attr('class', 'y axis')
+      .call(d3.svg.axis().scale(y).orient('left').ticks(4));
+    g.selectAll('.axis path, .axis line')
+      .style('fill', 'none').style('stroke', '#999');
+    var line = d3.svg.line()
+      .x(function (p) { return x(new Date(p[0] * 1000)); })
+      .y(function (p) { return y(p[1]); });
+    chart.lines.forEach(function (l, i) {
+      if (!l.points.length) { return; }
+      g.append('path').datum(l.points).attr('d', line)
+        .attr('class', 'blockacct-line')
+        .style('fill', 'none').style('stroke-width', 1.5)
+        .style('stroke', COLORS[l.name] || '#000');
+      g.append('text').attr('x', w + 6).attr('y', 12 + 14 * i)
+        .style('fill', COLORS[l.name] || '#000').text(l.name);
+    });
+  }
+
+  function init() {
+    var box = document.getElementById('blockacct-charts');
+    var source = document.getElementById('blockacct-chart-data');
+    if (!box || !source || typeof d3 === 'undefined') { return; }
+    JSON.parse(source.textContent).forEach(function (chart) {
+      draw(box, chart);
+    });
+    box.setAttribute('data-drawn', 'true');
+  }
+
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', init);
+  } else {
+    init();
+  }
+}());
