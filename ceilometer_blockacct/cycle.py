@@ -17,6 +17,7 @@ cache dict Ceilometer hands every pollster of a cycle, so each VM's counters
 are read once and shared by every meter.
 """
 
+import os
 import threading
 
 from ceilometer.compute.pollsters import util
@@ -25,6 +26,7 @@ from oslo_log import log
 from ceilometer_blockacct import derive
 from ceilometer_blockacct import meters
 from ceilometer_blockacct import opts
+from ceilometer_blockacct import recovery
 from ceilometer_blockacct.sources import reader as reader_mod
 from ceilometer_blockacct import state as state_mod
 
@@ -46,6 +48,8 @@ class Agent:
     def __init__(self, conf, reader=None, store=None):
         opts.register_opts(conf)
         self.conf = conf
+        previous_save = recovery.last_saved(os.path.join(
+            conf.blockacct.state_dir, state_mod.FILENAME))
         self.store = store or state_mod.StateStore(conf.blockacct.state_dir)
         self.reader = reader or reader_mod.Reader(conf)
         self.registry = self.store.registry
@@ -64,6 +68,14 @@ class Agent:
         # instance id -> (epoch, mono_ns) of its last reading, to say once
         # per VM when a new QEMU process started and what could not be seen.
         self._last = {}
+        self.recovery = None
+        try:
+            self.recovery = recovery.Recovery.after_start(
+                conf, self.store, previous_save)
+        except Exception:  # noqa: the repair never stops the agent
+            LOG.exception('Cannot plan the repair after restart')
+        if self.recovery is not None:
+            self.recovery.start()
 
     def add_refused(self, key, meter, amount):
         """Count an increase of ``meter`` refused for disk ``key``."""

@@ -90,6 +90,27 @@ OPTS = [
     cfg.IntOpt('max_queue_depth', default=65536, min=1,
                help='Plausibility bound on delta(total time) / delta(wall '
                     'time) for one disk and operation.'),
+    cfg.BoolOpt('repair_after_restart', default=True,
+                help='When the agent starts on an existing state, audit '
+                     'the delta meters of the disks it holds baselines of '
+                     'in Gnocchi (with [service_credentials], as the '
+                     'gnocchi publisher does) from shortly before the '
+                     'previous process last saved them, and post once '
+                     'what that process lost between saving its '
+                     'baselines and sending its samples (a crash, a kill '
+                     'while the broker was down). What was posted is '
+                     'logged as a warning, what could not be as an error. '
+                     'Needs the admin role in Gnocchi, as the publisher. '
+                     'Do not run "ceilometer-blockacct audit --repair" on '
+                     'the same disks at the same time: two repairs at once '
+                     'can both post.'),
+    cfg.FloatOpt('repair_delay', default=120.0, min=1.0,
+                 help='Seconds after the agent starts before that repair '
+                      'runs, and between its attempts while a difference '
+                      'is still moving: more than two polling intervals '
+                      'plus the audit\'s settle time (10 s), so that the '
+                      'first polls of the new process heal the cumulative '
+                      'meters first.'),
 ]
 
 

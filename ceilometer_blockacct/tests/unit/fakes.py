@@ -350,6 +350,8 @@ def make_conf():
     """A Ceilometer configuration with the [blockacct] options."""
     conf = service.prepare_service([], [])
     opts.register_opts(conf)
+    # NOTE: no Gnocchi here; test_recovery tests the repair.
+    conf.set_override('repair_after_restart', False, 'blockacct')
     return conf
 
 

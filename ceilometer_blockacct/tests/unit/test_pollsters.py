@@ -104,6 +104,7 @@ class TestPollsters(testtools.TestCase):
         super().setUp()
         self.conf = service.prepare_service([], [])
         opts.register_opts(self.conf)
+        self.conf.set_override('repair_after_restart', False, 'blockacct')
         state_dir = os.path.join(self.useFixture(fixtures.TempDir()).path,
                                  's')
         self.conf.set_override('state_dir', state_dir, 'blockacct')
@@ -277,6 +278,7 @@ class TestPollsters(testtools.TestCase):
     def test_unusable_state_dir_is_one_error_naming_the_option(self):
         conf = service.prepare_service([], [])
         opts.register_opts(conf)
+        conf.set_override('repair_after_restart', False, 'blockacct')
         path = os.path.join(self.useFixture(fixtures.TempDir()).path, 'x')
         with open(path, 'w'):
             pass
