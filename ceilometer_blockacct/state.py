@@ -32,7 +32,6 @@ memory, so billing goes on exactly; a database that is corrupt at start is
 moved aside and the agent starts without state (nothing billed twice).
 """
 
-import contextlib
 import json
 import os
 import sqlite3
@@ -40,56 +39,26 @@ import threading
 
 from oslo_log import log
 
-from ceilometer_blockacct import derive
+from ceilometer_blockacct import baseline as baseline_mod
 from ceilometer_blockacct import host
 from ceilometer_blockacct import meterstate
 from ceilometer_blockacct import registry as registry_mod
-from ceilometer_blockacct import state_schema
+from ceilometer_blockacct import statedb
 from ceilometer_blockacct import statedir
 
 LOG = log.getLogger(__name__)
 
 FILENAME = 'baselines.sqlite'
 LOCKNAME = 'lock'
-# SQLite primary result codes that mean the file itself is damaged.
-_CORRUPT_CODES = frozenset([11, 26])    # SQLITE_CORRUPT, SQLITE_NOTADB
-# Codes of the environment, not of the file: permissions, locks, I/O, a
-# full disk, a file that cannot be opened (SQLITE_PERM, BUSY, LOCKED,
-# READONLY, IOERR, FULL, CANTOPEN).  Any other error while opening means
-# the file is not a database of ours (e.g. "unsupported file format").
-_ENVIRONMENT_CODES = frozenset([3, 5, 6, 8, 10, 13, 14])
 
 
 class StateError(Exception):
     """The state could not be opened or saved."""
 
 
-class _Corrupt(sqlite3.DatabaseError):
-    """SQLite's integrity check found damage."""
-
-
-# The per-meter view, where callers of state look for it.
-MeterState = meterstate.MeterState
-
 # NOTE: module-level names, so that tests can move this store's clock.
 boot_id = host.boot_id
 boottime_ns = host.boottime_ns
-
-
-def _is_corrupt(exc):
-    """Whether a SQLite error says the file itself is damaged."""
-    if isinstance(exc, _Corrupt):
-        return True
-    code = getattr(exc, 'sqlite_errorcode', None)
-    return code is not None and (code & 0xff) in _CORRUPT_CODES
-
-
-def _decode(raw):
-    """Text of the database; bytes that are not UTF-8 are damage."""
-    try:
-        return raw.decode('utf-8')
-    except UnicodeDecodeError as e:
-        raise _Corrupt('text that is not UTF-8 (%s)' % e)
 
 
 class StateStore:
@@ -103,14 +72,14 @@ class StateStore:
         self.boot_id = boot_id()
         self._meters = {}
         self._lock = threading.RLock()
-        self._conn = None
+        self._db = statedb.Database(self.path)
         try:
             statedir.check_state_dir(state_dir)
             self._lockfile = statedir.take_lock(state_dir, LOCKNAME)
         except statedir.StateDirError as e:
             raise StateError(str(e))
         try:
-            self.state_existed = self._open_or_move_aside()
+            self.state_existed = self._db.open_or_move_aside()
             self.created = self._load_mark('created')
             self.registry = self._load_registry()
         except (sqlite3.Error, OSError, StateError) as e:
@@ -128,74 +97,7 @@ class StateStore:
                         'become baselines and are not billed (each disk '
                         'is logged).', state_dir)
 
-    # -- opening -----------------------------------------------------------
-
-    def _open_or_move_aside(self):
-        try:
-            try:
-                return self._open()
-            except UnicodeDecodeError as e:
-                # NOTE: SQLite's own message quoting damaged schema text.
-                raise _Corrupt('text that is not UTF-8 (%s)' % e)
-        except sqlite3.DatabaseError as e:
-            code = getattr(e, 'sqlite_errorcode', None)
-            if not (_is_corrupt(e) or (code is not None and code & 0xff
-                                       not in _ENVIRONMENT_CODES)):
-                raise
-            LOG.warning('State database %(path)s is unreadable (%(err)s): '
-                        'moved aside to %(path)s.corrupt; starting without '
-                        'state', {'path': self.path, 'err': e})
-            self._move_aside()
-            return self._open()
-
-    def _open(self):
-        """Open (creating) the database; return whether it had state."""
-        old_umask = os.umask(0o077)
-        try:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = sqlite3.connect(self.path, check_same_thread=False,
-                                         isolation_level=None)
-            self._conn.text_factory = _decode
-            self._conn.execute('PRAGMA journal_mode=WAL')
-            self._conn.execute('PRAGMA synchronous=NORMAL')
-            for statement in state_schema.TABLES:
-                self._conn.execute(statement)
-            existed = self._meta('created') is not None
-            if not existed:
-                self._set_meta('created', self._now_mark())
-            state_schema.migrate_v1(self._conn, self.path)
-            self._set_meta('schema', state_schema.VERSION)
-            # NOTE: read every row once now, so that a corrupt page shows
-            # at start (and is moved aside) rather than in every cycle.
-            check = self._conn.execute('PRAGMA quick_check').fetchall()
-            if check != [('ok',)]:
-                raise _Corrupt('quick_check: %s' % '; '.join(
-                    str(r[0]) for r in check[:3]))
-            # NOTE: decode every text once now (_decode raises on damage).
-            for table in ('meta', 'processes', 'baselines2'):
-                self._conn.execute('SELECT * FROM %s' % table).fetchall()
-            return existed
-        finally:
-            os.umask(old_umask)
-
-    def _move_aside(self):
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        for suffix in ('', '-wal', '-shm'):
-            if os.path.exists(self.path + suffix):
-                os.replace(self.path + suffix,
-                           self.path + '.corrupt' + suffix)
-
-    def _meta(self, key):
-        row = self._conn.execute('SELECT value FROM meta WHERE key = ?',
-                                 (key,)).fetchone()
-        return row and row[0]
-
-    def _set_meta(self, key, value):
-        self._conn.execute('INSERT OR REPLACE INTO meta VALUES (?, ?)',
-                           (key, value))
+    # -- marks and the registry ---------------------------------------------
 
     def _now_mark(self):
         return json.dumps([self.boot_id, boottime_ns()])
@@ -208,21 +110,21 @@ class StateStore:
         """
         with self._lock:
             try:
-                boot, ns = json.loads(self._meta(key) or 'null')
+                boot, ns = json.loads(self._db.meta(key) or 'null')
                 if isinstance(boot, str) and isinstance(ns, int):
                     return boot, ns
             except (TypeError, ValueError):
                 pass
             mark = self._now_mark()
-            self._write(lambda: self._set_meta(key, mark))
+            self._write(lambda: self._db.set_meta(key, mark))
             return tuple(json.loads(mark))
 
     def _load_registry(self):
         with self._lock:
-            rows = self._conn.execute(
+            rows = self._db.conn.execute(
                 'SELECT data FROM processes').fetchall()
-            listing = self._meta('listing')
-            gone = self._meta('gone')
+            listing = self._db.meta('listing')
+            gone = self._db.meta('gone')
         procs = []
         try:
             for (data,) in rows:
@@ -247,56 +149,24 @@ class StateStore:
         """
         with self._lock:
             try:
-                try:
-                    self._transaction(body)
-                except UnicodeDecodeError as e:
-                    # NOTE: SQLite's own message quoting damaged text.
-                    raise _Corrupt('text that is not UTF-8 (%s)' % e)
-            except sqlite3.DatabaseError as e:
-                if not _is_corrupt(e):
-                    raise StateError(str(e))
-                try:
-                    self._recover(e)
-                    self._transaction(body)
-                except (sqlite3.Error, OSError) as e2:
-                    raise StateError(str(e2))
+                self._db.write(body, self._rebuild)
             except (sqlite3.Error, ValueError, TypeError, OSError) as e:
                 raise StateError(str(e))
 
-    def _transaction(self, body):
-        self._conn.execute('BEGIN IMMEDIATE')
-        try:
-            body()
-            self._conn.execute('COMMIT')
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute('ROLLBACK')
-            raise
-
-    def _recover(self, err):
-        """Move the corrupt file aside; rewrite what memory holds."""
-        LOG.error('State database %(path)s is corrupt (%(err)s): moved aside '
-                  'to %(path)s.corrupt and rebuilt from the baselines held '
-                  'in memory', {'path': self.path, 'err': err})
-        self._move_aside()
-        self._open()
-        created = json.dumps(list(self.created))
-        meters = list(self._meters.values())
-
-        def rewrite():
-            self._set_meta('created', created)
-            for m in meters:
-                self._set_meta('mark:' + m.name, json.dumps(list(m.mark)))
-                self._upsert(m.name, m.baselines)
-            self._save_registry_rows()
-        self._transaction(rewrite)
+    def _rebuild(self):
+        """(in a transaction) Write again what memory holds."""
+        self._db.set_meta('created', json.dumps(list(self.created)))
+        for m in list(self._meters.values()):
+            self._db.set_meta('mark:' + m.name, json.dumps(list(m.mark)))
+            self._upsert(m.name, m.baselines)
+        self._save_registry_rows()
 
     def _upsert(self, meter, updates):
         rows = [(meter, disk, b.epoch.boot_id, b.mono_ns,
                  json.dumps(b.to_json())) for disk, b in updates.items()]
         # NOTE: an older reading never overwrites a newer baseline of the
         # same boot, whoever writes it.
-        self._conn.executemany(
+        self._db.conn.executemany(
             'INSERT INTO baselines2 VALUES (?, ?, ?, ?, ?) '
             'ON CONFLICT (meter, disk) DO UPDATE SET boot = excluded.boot, '
             'mono_ns = excluded.mono_ns, data = excluded.data '
@@ -309,12 +179,12 @@ class StateStore:
 
     def _save_registry_rows(self):
         procs, gone, listing = self.registry.snapshot()
-        self._conn.execute('DELETE FROM processes')
-        self._conn.executemany(
+        self._db.conn.execute('DELETE FROM processes')
+        self._db.conn.executemany(
             'INSERT INTO processes VALUES (?, ?, ?)',
             [(p['boot'], p['dom'], json.dumps(p)) for p in procs])
-        self._set_meta('gone', json.dumps(gone))
-        self._set_meta('listing', json.dumps(listing))
+        self._db.set_meta('gone', json.dumps(gone))
+        self._db.set_meta('listing', json.dumps(listing))
 
     def save_registry(self):
         """Persist the registry if it changed.
@@ -351,12 +221,13 @@ class StateStore:
                            for (b, d), u in sorted(ids.items())))
 
         def delete():
-            for meter, disk, data in self._conn.execute(
+            for meter, disk, data in self._db.conn.execute(
                     'SELECT meter, disk, data FROM baselines2').fetchall():
-                b = derive.Baseline.from_json(json.loads(data))
+                b = baseline_mod.Baseline.from_json(json.loads(data))
                 if doomed(disk, b):
-                    self._conn.execute('DELETE FROM baselines2 WHERE meter '
-                                       '= ? AND disk = ?', (meter, disk))
+                    self._db.conn.execute('DELETE FROM baselines2 WHERE '
+                                          'meter = ? AND disk = ?',
+                                          (meter, disk))
         self._write(delete)
 
     # -- reading -----------------------------------------------------------
@@ -368,13 +239,14 @@ class StateStore:
         its counters become baselines and are not billed.
         """
         with self._lock:
-            rows = self._conn.execute(
+            rows = self._db.conn.execute(
                 'SELECT disk, data FROM baselines2 WHERE meter = ?',
                 (meter,)).fetchall()
         baselines = {}
         try:
             for disk, data in rows:
-                baselines[disk] = derive.Baseline.from_json(json.loads(data))
+                baselines[disk] = baseline_mod.Baseline.from_json(
+                    json.loads(data))
         except (ValueError, TypeError) as e:
             LOG.warning('Baselines of %(meter)s in %(path)s are malformed '
                         '(%(err)s): this meter starts without state; its '
@@ -394,19 +266,19 @@ class StateStore:
                 self._load_mark('mark:' + name)
 
     def meter(self, name):
-        """The :class:`MeterState` of ``name``, loaded on first use."""
+        """The :class:`.meterstate.MeterState` of ``name``, loaded once."""
         with self._lock:
             state = self._meters.get(name)
             if state is None:
                 try:
                     baselines, ok = self.load(name)
                 except sqlite3.DatabaseError as e:
-                    if not _is_corrupt(e):
+                    if not statedb.is_corrupt(e):
                         raise StateError(str(e))
-                    self._recover(e)
+                    self._db.recover(e, self._rebuild)
                     baselines, ok = {}, False
                 if not ok:
-                    self._write(lambda: self._conn.execute(
+                    self._write(lambda: self._db.conn.execute(
                         'DELETE FROM meta WHERE key = ?', ('mark:' + name,)))
                 state = meterstate.MeterState(
                     self, name, baselines, self._load_mark('mark:' + name))
@@ -415,9 +287,7 @@ class StateStore:
 
     def close(self):
         """Close the database and release the state_dir lock."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._db.close()
         if getattr(self, '_lockfile', None) is not None:
             os.close(self._lockfile)
             self._lockfile = None

@@ -143,7 +143,7 @@ class TestStateStore(testtools.TestCase):
         # Scenario 10: damage past the header used to fail every cycle.
         store = self.open()
         store.meter('m').commit({'u-%04d' % i: bl(i) for i in range(2000)})
-        store._conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+        store._db.conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
         store.close()
         size = os.path.getsize(store.path)
         self.assertGreater(size, 8 * 4096)
@@ -159,7 +159,7 @@ class TestStateStore(testtools.TestCase):
         store = self.open()
         m = store.meter('m')
         m.commit({'u-vda': bl(1), 'u-vdb': bl(2)})
-        real = store._transaction
+        real = store._db.transaction
         calls = []
 
         def once_corrupt(body):
@@ -167,7 +167,7 @@ class TestStateStore(testtools.TestCase):
                 calls.append(1)
                 raise corrupt_error()
             return real(body)
-        with mock.patch.object(store, '_transaction', once_corrupt):
+        with mock.patch.object(store._db, 'transaction', once_corrupt):
             m.commit({'u-vda': bl(10, mono_ns=2000)})
         self.assertIn('corrupt', self.logger.output)
         self.assertTrue(os.path.exists(store.path + '.corrupt'))
@@ -183,7 +183,7 @@ class TestStateStore(testtools.TestCase):
         store = self.open()
         store.meter('m').commit({'u-vda': bl(1)})
         old_mark = store.meter('m').mark
-        store._conn.execute("UPDATE baselines2 SET data = '[1, 2]'")
+        store._db.conn.execute("UPDATE baselines2 SET data = '[1, 2]'")
         store.close()
         with mock.patch.object(state, 'boottime_ns',
                                return_value=old_mark[1] + 10):
@@ -269,7 +269,7 @@ class TestStateStore(testtools.TestCase):
         store.registry.observe_listing(records.Listing('boot', {'u': 1}, 0),
                                        10)
         store.save_registry()
-        store._conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+        store._db.conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
         store.close()
         with open(store.path, 'rb') as f:
             data = f.read()
