@@ -117,7 +117,10 @@ class BlockacctApp(app.App):
                 return base.EXIT_USAGE
             return result
         except SystemExit as exc:
-            # NOTE: argparse exits 2 on bad arguments and 0 after --help.
+            # NOTE: argparse exits 2 on bad arguments and 0 after --help;
+            # cliff's --help before any subcommand exits with no code.
+            if exc.code is None:
+                return 0
             return exc.code if isinstance(exc.code, int) else base.EXIT_USAGE
         finally:
             # Several runs in one process (tests) must not pile handlers.

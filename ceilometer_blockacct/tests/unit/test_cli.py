@@ -88,6 +88,12 @@ class TestApp(CliTestCase):
         self.assertEqual(0, cmd_main.main(['gnocchi-setup', '--help']))
         self.assertIn('--gnocchi-url', self.stdout.getvalue())
 
+    def test_application_help_exits_0(self):
+        # NOTE: cliff ends --help with SystemExit(None): success.
+        self.assertEqual(0, cmd_main.main(['--help']))
+        self.assertIn('gnocchi-setup  Create or check our Gnocchi archive '
+                      'policies (idempotent)', self.stdout.getvalue())
+
     def test_bad_arguments_exit_2(self):
         self.assertEqual(2, cmd_main.main(['show', '--interval', '0']))
         self.assertIn('--interval: must be > 0', self.stderr.getvalue())
