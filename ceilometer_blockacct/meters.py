@@ -327,6 +327,15 @@ def profile(name):
     return tuple(m for m in METERS if name == ALL or name in m.profiles)
 
 
+def profile_pollster(name):
+    """Entry point name of the pollster of profile ``name``.
+
+    NOTE: not under ``disk.``, so that a ``disk.*`` pattern in polling.yaml
+    does not poll a profile on top of its meters.
+    """
+    return 'blockacct.%s' % name
+
+
 # Every counter field any meter reads: what a source should try to provide.
 COUNTER_FIELDS = tuple(sorted({f for m in METERS for f in m.sources}))
 

@@ -77,9 +77,13 @@ class TestMeterTable(testtools.TestCase):
         eps = importlib.metadata.entry_points(group='ceilometer.poll.compute')
         ours = {ep.name: ep.value for ep in eps
                 if ep.value.startswith('ceilometer_blockacct.')}
-        self.assertEqual(
-            {m.name: 'ceilometer_blockacct.pollsters:%s' % m.class_name
-             for m in meters.METERS}, ours)
+        expected = {m.name: 'ceilometer_blockacct.pollsters:%s'
+                    % m.class_name for m in meters.METERS}
+        # One pollster per profile besides (test_profiles checks them).
+        expected.update({meters.profile_pollster(p): 'ceilometer_blockacct.'
+                         'pollsters:%sProfilePollster' % p.capitalize()
+                         for p in meters.PROFILES})
+        self.assertEqual(expected, ours)
         # And no other package registers one of our names (double sums).
         others = [ep for ep in eps if ep.name in meters.BY_NAME
                   and not ep.value.startswith('ceilometer_blockacct.')]
