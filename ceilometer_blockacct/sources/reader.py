@@ -27,25 +27,23 @@ max_concurrent_reads) + 1) * read_timeout`` for step 2 and ``read_timeout``
 for step 3.  A call that overran is not started again while it runs.
 Failures are typed (:mod:`.errors`) and :data:`errors.POLICY` alone says
 how they are logged and what is read instead.  Worker threads only
-compute: every cache below is read and written by the thread in read().
+compute (:mod:`.calls`): every cache below is read and written by the
+thread in read().
 """
 
-import dataclasses
 import threading
 import time
 
-import libvirt
-import libvirt_qemu
 from oslo_log import log
 
 from ceilometer_blockacct import host
 from ceilometer_blockacct.sources import backoff as backoff_mod
 from ceilometer_blockacct.sources import bulk
+from ceilometer_blockacct.sources import calls
 from ceilometer_blockacct.sources import connection
 from ceilometer_blockacct.sources import errors
 from ceilometer_blockacct.sources import pool as pool_mod
 from ceilometer_blockacct.sources import process
-from ceilometer_blockacct.sources import qmp
 from ceilometer_blockacct.sources import records
 
 LOG = log.getLogger(__name__)
@@ -59,24 +57,6 @@ _QMP_CONNECTION = ('qmp-connection',)
 
 # Kept for callers of the old name.
 boot_id = host.boot_id
-
-
-@dataclasses.dataclass(frozen=True)
-class _Known:
-    """What a QMP read learnt about one QEMU process, for the next read."""
-
-    devices: frozenset
-    dmap: qmp.DiskMap
-    # (pid, start ns) of the QEMU process, None when unknown.
-    process: tuple = None
-    # False while the start could not be asked (asked again next read).
-    asked: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class _Result:
-    reading: records.VMReading
-    known: _Known
 
 
 class Reader:
@@ -100,7 +80,7 @@ class Reader:
         self._lock = threading.Lock()
         self._report = errors.Reporter(LOG)
         self._backoff = backoff_mod.Backoff(clock=clock)
-        # (uuid, domain id) -> _Known, per running QEMU process.
+        # (uuid, domain id) -> calls.Known, per running QEMU process.
         self._known = {}
         # (channel, subject) -> pool.Task that overran and still runs.
         self._hung = {}
@@ -201,12 +181,7 @@ class Reader:
 
     def _list_call(self):
         """(pool thread) connect if needed, then listAllDomains."""
-        conn = self._rw.get()
-        # NOTE: taken before the call: a domain missing from the listing
-        # was gone, or started after this instant.
-        mono_ns = time.monotonic_ns()
-        doms = conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-        return (mono_ns,) + _identify(doms)
+        return calls.list_domains(self._rw.get())
 
     # -- step 2: QMP ------------------------------------------------------
 
@@ -229,8 +204,9 @@ class Reader:
                     continue
                 del self._hung[key]
             dom_id, dom = found
-            tasks.append(pool_mod.Task(key, self._read_vm, uuid, dom, dom_id,
-                                       self._still_known(uuid, dom_id)))
+            tasks.append(pool_mod.Task(
+                key, calls.read_vm, uuid, dom, dom_id,
+                self._still_known(uuid, dom_id), self._boot_id, self._proc))
         finished, hung = self._pool.run(tasks, self.timeout)
         for task in hung:
             self._hung[task.key] = task
@@ -268,57 +244,6 @@ class Reader:
             rest.update(u for u in wanted if u in doms and u not in readings
                         and u not in stuck)
         return readings, rest
-
-    def _read_vm(self, uuid, dom, dom_id, known):
-        """(pool thread) Read one VM over QMP; returns a :class:`_Result`.
-
-        Pure: uses ``known`` (what the last read learnt) and returns what
-        this one learnt; it writes nothing the polling thread reads.
-        """
-        reply = libvirt_qemu.qemuMonitorCommand(dom, qmp.QUERY, 0)
-        mono_ns = time.monotonic_ns()
-        devices = qmp.parse_devices(reply, uuid)
-        devset = qmp.device_set(devices)
-        fresh = known is None or known.devices != devset
-        dmap = (qmp.disk_map(dom.XMLDesc(0), uuid) if fresh
-                else known.dmap)
-        disks, stale = qmp.map_disks(devices, dmap, uuid)
-        if stale and not fresh:
-            # NOTE: same devices, yet the map does not fit them (e.g. an
-            # earlier XML read raced a hotplug): read it again once.
-            dmap = qmp.disk_map(dom.XMLDesc(0), uuid)
-            disks, stale = qmp.map_disks(devices, dmap, uuid)
-        if stale:
-            LOG.debug('Instance %(uuid)s: devices %(stale)s are not placed '
-                      'on a disk of its live XML (not a disk, or a hotplug '
-                      'under way): not read', {'uuid': uuid,
-                                               'stale': sorted(set(stale))})
-        if known is not None and known.asked:
-            found, asked = known.process, True
-        else:
-            found, asked = self._process(uuid, dom)
-        return _Result(
-            reading=records.VMReading(
-                instance_id=uuid,
-                epoch=records.Epoch(self._boot_id, dom_id,
-                                    found[1] if found else None),
-                mono_ns=mono_ns, source='qmp', disks=disks),
-            known=_Known(devset, dmap, found, asked))
-
-    def _process(self, uuid, dom):
-        """(pool thread) ((pid, start) or None, whether it is an answer)."""
-        try:
-            reply = libvirt_qemu.qemuMonitorCommand(dom, qmp.QUERY_CPUS, 0)
-            tids = qmp.thread_ids(reply, uuid)
-        except (libvirt.libvirtError, errors.ReplyMalformed) as e:
-            err = errors.classify(e, uuid)
-            if isinstance(err, errors.DomainGone):
-                raise
-            LOG.debug('Instance %(uuid)s: query-cpus-fast failed (%(err)s): '
-                      'QEMU process start unknown, asked again next read',
-                      {'uuid': uuid, 'err': err})
-            return None, False
-        return process.find(tids, uuid, self._proc), True
 
     def _still_known(self, uuid, dom_id):
         """What the last read learnt, if its QEMU process still runs.
@@ -368,14 +293,7 @@ class Reader:
 
     def _bulk_call(self):
         """(pool thread) connect if needed, then getAllDomainStats."""
-        conn = self._ro.get()
-        flags = (libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
-                 | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
-        mono_before = time.monotonic_ns()
-        answer = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_BLOCK, flags)
-        mono_ns = time.monotonic_ns()
-        complete, identified = _identify_stats(answer)
-        return mono_before, mono_ns, complete, identified
+        return calls.domain_stats(self._ro.get())
 
     # -- housekeeping -----------------------------------------------------
 
@@ -392,28 +310,3 @@ class Reader:
         for key in [k for k, t in self._hung.items()
                     if t.done and not keep(k)]:
             del self._hung[key]
-
-
-def _identify(doms):
-    """(complete, [(uuid, domain id, dom)]) of a listAllDomains answer."""
-    out, complete = [], True
-    for dom in doms:
-        try:
-            out.append((dom.UUIDString(), dom.ID(), dom))
-        except libvirt.libvirtError as e:
-            LOG.debug('A domain vanished while listing: %s', e)
-            complete = False
-    return complete, out
-
-
-def _identify_stats(answer):
-    """(complete, [(uuid, domain id, stats)]) of getAllDomainStats."""
-    out, complete = [], True
-    for item in answer:
-        try:
-            dom, stats = item
-            out.append((dom.UUIDString(), dom.ID(), stats))
-        except (libvirt.libvirtError, TypeError, ValueError) as e:
-            LOG.debug('A bulk-stats record cannot be placed: %s', e)
-            complete = False
-    return complete, out
