@@ -52,8 +52,11 @@ def parse_args(argv):
                    help='seconds measured per point (default 300: 5 min)')
     p.add_argument('--intervals', type=_ints, default=[60, 10, 1],
                    help='polling intervals, seconds (default 60,10,1)')
-    p.add_argument('--sides', type=_sides, default=list(chain.SIDES),
-                   help='default: %s' % ','.join(chain.SIDES))
+    p.add_argument('--sides', type=_sides, default=list(chain.DEFAULT_SIDES),
+                   help="a profile (its one pollster, as shipped), "
+                        "<profile>/meters (one pollster per meter) or "
+                        "upstream (Ceilometer's 6 disk meters); default: %s"
+                        % ','.join(chain.DEFAULT_SIDES))
     p.add_argument('--vms', type=_ints, default=[1, 4, 15, 30, 60, 120, 240],
                    help='the step series of VMs (2 disks each), stopped '
                         'at the first whose backlog grows (default '

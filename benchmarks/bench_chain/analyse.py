@@ -149,3 +149,28 @@ def ratios(table, reference='upstream'):
             / (b * base['samples_per_disk_s']),
         }
     return out
+
+
+def before_after(table, suffix='/meters'):
+    """Each profile's one pollster against ``<profile>/meters``.
+
+    ``per_sample``: whole-chain CPU per sample, after / before; ``api``:
+    gnocchi-api's alone.
+    """
+    points = {(r['side'], r['interval']): r['point'] for r in table
+              if r['point']}
+    out = {}
+    for (side, interval), before in points.items():
+        if not side.endswith(suffix):
+            continue
+        after = points.get((side[:-len(suffix)], interval))
+        if not after or not before['cpu_per_1000_total']:
+            continue
+        api_b = before['cpu_per_1000'].get('gnocchi-api')
+        api_a = after['cpu_per_1000'].get('gnocchi-api')
+        out[(side[:-len(suffix)], interval)] = {
+            'per_sample': (after['cpu_per_1000_total']
+                           / before['cpu_per_1000_total']),
+            'api': api_a / api_b if api_a is not None and api_b else None,
+        }
+    return out

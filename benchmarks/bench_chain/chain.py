@@ -48,7 +48,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(
 UPSTREAM_METERS = tuple('disk.device.%s.%s' % (op, what)
                         for op in ('read', 'write')
                         for what in ('bytes', 'requests', 'latency'))
-SIDES = tuple(meters.PROFILES) + ('upstream',)
+# A profile polled by its one pollster (the shipped polling-<profile>.yaml),
+# the same meters one pollster each ('<profile>/meters': before), and
+# upstream's.
+PER_METER = '/meters'
+SIDES = (tuple(meters.PROFILES) + tuple(p + PER_METER for p in meters.PROFILES)
+         + ('upstream',))
+DEFAULT_SIDES = ('billing', 'monitoring', 'all', 'all' + PER_METER,
+                 'upstream')
 # Each guest disk: 2 reads and 2 writes of 4 KiB per round, one round a
 # second (int 15h/86h waits between rounds: the vCPU idles).
 WORKLOAD = guest_mod.Workload(reads=2, writes=2, sectors=8)
@@ -57,10 +64,17 @@ QUERY = '{"execute": "query-blockstats"}'
 
 
 def side_meters(side):
-    """The meter names ``side`` polls."""
+    """The meter names ``side`` publishes."""
     if side == 'upstream':
         return list(UPSTREAM_METERS)
-    return [m.name for m in meters.profile(side)]
+    return [m.name for m in meters.profile(side.replace(PER_METER, ''))]
+
+
+def side_pollsters(side):
+    """What polling.yaml lists for ``side``."""
+    if side == 'upstream' or side.endswith(PER_METER):
+        return side_meters(side)
+    return [meters.profile_pollster(side)]
 
 
 class Agents(ceilometer_agents.CeilometerAgents):
@@ -173,7 +187,8 @@ class Chain:
         agents = Agents(spec, libvirt_uri=self.host.uri,
                         transport_url=self.rabbit.transport_url,
                         gnocchi=self.gnocchi, interval=interval,
-                        meter_names=names, rabbit=self.rabbit,
+                        meter_names=side_pollsters(side),
+                        rabbit=self.rabbit,
                         host='bench-chain', start_timeout=120)
         point = {'side': side, 'interval': interval, 'vms': vms,
                  'disks': 2 * vms, 'real_vms': real,

@@ -57,6 +57,15 @@ def table(result):
         for (side, interval), v in sorted(ratios.items()):
             lines.append('%-11s %3d  %9.2fx  %7.2fx' % (
                 side, interval, v['per_sample'], v['per_disk']))
+    before = analyse.before_after(rows)
+    if before:
+        lines += ['', 'One pollster per profile (as shipped) against one '
+                  'per meter, same meters:',
+                  'side        int  CPU per sample  gnocchi-api per sample']
+        for (side, interval), v in sorted(before.items()):
+            lines.append('%-11s %3d  %13.2fx  %21s' % (
+                side, interval, v['per_sample'],
+                _n(v['api'], '%.2fx')))
     lines += ['', 'Every point measured:',
               'side        int   VMs  real  syn  meters  samples  window  '
               'CPU s/1000  keeps up  drain s  errors(poll,notif)']

@@ -119,6 +119,17 @@ class TestAnalyse(testtools.TestCase):
         self.assertEqual(1.5, ratio['per_sample'])
         self.assertEqual(3.0, ratio['per_disk'])
 
+    def test_before_after(self):
+        points = [
+            self._point('all/meters', 1, 4, {'gnocchi-api': 3.0,
+                                             'metricd': 1.0}, 1000),
+            self._point('all', 1, 4, {'gnocchi-api': 0.5, 'metricd': 1.5},
+                        1000),
+            self._point('billing', 1, 4, {'gnocchi-api': 1.0}, 1000),
+        ]
+        self.assertEqual({('all', 1): {'per_sample': 0.5, 'api': 0.5 / 3}},
+                         analyse.before_after(analyse.rows(points)))
+
 
 class TestProcs(testtools.TestCase):
 
