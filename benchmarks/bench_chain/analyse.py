@@ -14,6 +14,8 @@
 Nothing here measures; :mod:`.chain` hands it numbers.
 """
 
+import re
+
 # Components of the chain, in the order a sample crosses them.
 COMPONENTS = ('polling', 'notification', 'rabbitmq', 'gnocchi-api',
               'metricd', 'postgresql')
@@ -114,8 +116,11 @@ def rows(points):
     for (side, interval), steps in series.items():
         largest_ok, failed = capacity([(p['disks'], p['keeps_up'])
                                        for p in steps])
+        # The capacity point: the largest N kept up with (else the first).
         measured = [p for p in steps if p['samples']]
-        best = max(measured, key=lambda p: p['disks']) if measured else None
+        ok = [p for p in measured if p['keeps_up']]
+        best = (max(ok, key=lambda p: p['disks']) if ok
+                else measured[0] if measured else None)
         found.append({
             'side': side, 'interval': interval,
             'max_disks_ok': largest_ok, 'first_disks_failed': failed,
@@ -127,50 +132,85 @@ def rows(points):
     return found
 
 
-def ratios(table, reference='upstream'):
-    """Each side against ``reference`` at the same interval.
+def _by_n(points):
+    """{(side, interval): {disks: point}} of the points with samples."""
+    found = {}
+    for p in points:
+        if p['samples']:
+            found.setdefault((p['side'], p['interval']), {})[p['disks']] = p
+    return found
+
+
+def _compare(after, before):
+    """Whole-chain and gnocchi-api CPU, after / before, at one N."""
+    api_a = after['cpu_per_1000'].get('gnocchi-api')
+    api_b = before['cpu_per_1000'].get('gnocchi-api')
+    return {
+        'disks': after['disks'],
+        'per_sample': (after['cpu_per_1000_total']
+                       / before['cpu_per_1000_total']),
+        'per_disk': (after['cpu_per_1000_total']
+                     * after['samples_per_disk_s'])
+        / (before['cpu_per_1000_total'] * before['samples_per_disk_s']),
+        'api': api_a / api_b if api_a is not None and api_b else None,
+    }
+
+
+def _pairs(points, match):
+    """Each side against the side ``match`` names, same interval and N."""
+    series = _by_n(points)
+    out = {}
+    for (side, interval), steps in series.items():
+        other = match(side)
+        base = series.get((other, interval)) if other else None
+        common = sorted(set(steps) & set(base or ()))
+        if not common:
+            continue
+        n = common[-1]
+        if steps[n]['cpu_per_1000_total'] and base[n]['cpu_per_1000_total']:
+            out[(side, interval)] = _compare(steps[n], base[n])
+    return out
+
+
+def ratios(points, reference='upstream'):
+    """Each side against ``reference`` at the same interval and N.
 
     ``per_sample``: CPU per 1000 samples, side / reference; ``per_disk``:
-    CPU per disk-second (what a host pays per disk), side / reference.
+    CPU per disk-second (what a host pays per disk), side / reference;
+    ``api``: gnocchi-api's per sample alone.
     """
-    ref = {r['interval']: r['point'] for r in table
-           if r['side'] == reference and r['point']}
-    out = {}
-    for r in table:
-        base, p = ref.get(r['interval']), r['point']
-        if not base or not p or r['side'] == reference:
-            continue
-        a, b = p['cpu_per_1000_total'], base['cpu_per_1000_total']
-        if not a or not b:
-            continue
-        out[(r['side'], r['interval'])] = {
-            'per_sample': a / b,
-            'per_disk': (a * p['samples_per_disk_s'])
-            / (b * base['samples_per_disk_s']),
-        }
-    return out
+    return _pairs(points, lambda side: None if side == reference
+                  else reference)
 
 
-def before_after(table, suffix='/meters'):
-    """Each profile's one pollster against ``<profile>/meters``.
+def before_after(points, suffix='/meters'):
+    """Each profile's one pollster against ``<profile>/meters``, same N."""
+    return _pairs(points, lambda side: None if side.endswith(suffix)
+                  else side + suffix)
 
-    ``per_sample``: whole-chain CPU per sample, after / before; ``api``:
-    gnocchi-api's alone.
+
+# One uwsgi request line of gnocchi-api's log.
+_REQUEST = re.compile(r'\] (GET|POST|PATCH|PUT|DELETE) (\S+) => generated '
+                      r'\d+ bytes in (\d+) msecs \(HTTP/[\d.]+ (\d+)\)')
+_ID = re.compile(r'/[0-9a-f]{8}-[0-9a-f-]{27}[^/?]*')
+
+
+def api_requests(lines):
+    """gnocchi-api's requests by kind: {kind: [count, wall ms]}.
+
+    A kind is method, path without query and ids, and status, e.g.
+    ``POST /v1/batch/resources/metrics/measures 202``.  uwsgi logs wall
+    time, which includes waiting for the CPU on a loaded machine.
     """
-    points = {(r['side'], r['interval']): r['point'] for r in table
-              if r['point']}
-    out = {}
-    for (side, interval), before in points.items():
-        if not side.endswith(suffix):
+    found = {}
+    for line in lines:
+        match = _REQUEST.search(line)
+        if not match:
             continue
-        after = points.get((side[:-len(suffix)], interval))
-        if not after or not before['cpu_per_1000_total']:
-            continue
-        api_b = before['cpu_per_1000'].get('gnocchi-api')
-        api_a = after['cpu_per_1000'].get('gnocchi-api')
-        out[(side[:-len(suffix)], interval)] = {
-            'per_sample': (after['cpu_per_1000_total']
-                           / before['cpu_per_1000_total']),
-            'api': api_a / api_b if api_a is not None and api_b else None,
-        }
-    return out
+        method, path, ms, status = match.groups()
+        kind = '%s %s %s' % (method, _ID.sub('/ID', path.split('?')[0]),
+                             status)
+        entry = found.setdefault(kind, [0, 0])
+        entry[0] += 1
+        entry[1] += int(ms)
+    return found

@@ -198,6 +198,8 @@ class Chain:
             comps = self.components(agents)
             first = self._wait_first_cycle(counts, interval)
             time.sleep(self.args.warmup)
+            api_log = self.gnocchi._services['gnocchi-api'].log_path
+            api_offset = os.path.getsize(api_log)
             start, cpu0 = time.monotonic(), comps.cpu()
             backlog = []
             end = start + self.args.window
@@ -210,11 +212,15 @@ class Chain:
                 agents.check_alive()
             cpu1, stop = comps.cpu(), time.monotonic()
             sent = _samples_between(counts, start, stop)
+            with open(api_log, errors='replace') as f:
+                f.seek(api_offset)
+                requests = analyse.api_requests(f)
             point.update({
                 'window': round(stop - start, 1),
                 'first_cycle_s': round(first, 1),
                 'cpu': {k: round(cpu1[k] - cpu0[k], 2) for k in cpu1},
                 'samples': sent, 'backlog': backlog,
+                'api_requests': requests,
                 'per_poll': len(names) * 2 * vms,
                 'errors': {name: len(agents.errors(name))
                            for name in ('polling', 'notification')},

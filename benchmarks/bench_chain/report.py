@@ -30,17 +30,17 @@ def _n(value, fmt='%.2f'):
 def table(result):
     """The text table: one row per side and interval, then the ratios."""
     rows = analyse.rows(result['points'])
-    head = ('side        int  disks-ok  failed syn  ' + ' '.join(
+    head = ('side          int  disks-ok  failed syn  ' + ' '.join(
         '%7s' % SHORT[c] for c in analyse.COMPONENTS)
         + '   total  bottleneck   smp/disk/s  B/disk/day  cpu-bound')
     lines = ['CPU seconds per 1000 samples per component, at the largest '
-             'N measured', head]
+             'N kept up with', head]
     for r in rows:
         p = r['point'] or {}
         per = p.get('cpu_per_1000') or {}
         storage = p.get('storage') or {}
         lines.append(
-            '%-11s %3d  %8s  %6s %-3s  %s  %6s  %-12s %10s  %10s  %9s' % (
+            '%-13s %3d  %8s  %6s %-3s  %s  %6s  %-12s %10s  %10s  %9s' % (
                 r['side'], r['interval'], _n(r['max_disks_ok'], '%d'),
                 _n(r['first_disks_failed'], '%d'),
                 'yes' if r['synthetic'] else 'no',
@@ -49,36 +49,50 @@ def table(result):
                 _n(p.get('samples_per_disk_s'), '%.3f'),
                 _n(storage.get('bytes_per_disk_day'), '%d'),
                 _n(p.get('projected_disks'), '%.0f')))
-    ratios = analyse.ratios(rows)
-    if ratios:
-        lines += ['', 'Against upstream\'s 6 disk meters at the same '
-                  'interval (CPU of the whole chain):',
-                  'side        int  per sample  per disk']
-        for (side, interval), v in sorted(ratios.items()):
-            lines.append('%-11s %3d  %9.2fx  %7.2fx' % (
-                side, interval, v['per_sample'], v['per_disk']))
-    before = analyse.before_after(rows)
-    if before:
-        lines += ['', 'One pollster per profile (as shipped) against one '
-                  'per meter, same meters:',
-                  'side        int  CPU per sample  gnocchi-api per sample']
-        for (side, interval), v in sorted(before.items()):
-            lines.append('%-11s %3d  %13.2fx  %21s' % (
-                side, interval, v['per_sample'],
+    compared = [
+        ("Against upstream's 6 disk meters (whole-chain CPU), same interval "
+         'and N:', analyse.ratios(result['points'])),
+        ('One pollster per profile (as shipped) against one per meter, same '
+         'meters, interval and N:', analyse.before_after(result['points'])),
+    ]
+    for title, found in compared:
+        if not found:
+            continue
+        lines += ['', title, 'side          int  disks  per sample  '
+                  'per disk  gnocchi-api per sample']
+        for (side, interval), v in sorted(found.items()):
+            lines.append('%-13s %3d  %5d  %9.2fx  %7.2fx  %21s' % (
+                side, interval, v['disks'], v['per_sample'], v['per_disk'],
                 _n(v['api'], '%.2fx')))
     lines += ['', 'Every point measured:',
-              'side        int   VMs  real  syn  meters  samples  window  '
-              'CPU s/1000  keeps up  drain s  errors(poll,notif)']
+              'side          int   VMs  real  syn  meters  samples  window  '
+              'CPU s/1000  keeps up  drain s  batch POSTs (ms each)  '
+              'other requests  errors(poll,notif)']
     for p in result['points']:
-        lines.append('%-11s %3d  %4d  %4d  %3d  %6d  %7d  %6.0f  %10s  '
-                     '%8s  %7s  %s' % (
+        posts, others = _requests(p.get('api_requests') or {})
+        lines.append('%-13s %3d  %4d  %4d  %3d  %6d  %7d  %6.0f  %10s  '
+                     '%8s  %7s  %21s  %14s  %s' % (
                          p['side'], p['interval'], p['vms'], p['real_vms'],
                          p['synthetic_vms'], p['meters'], p['samples'],
                          p['window'], _n(p['cpu_per_1000_total']),
                          p['keeps_up'], _n(p['drain_s'], '%.0f'),
+                         '%d (%.1f)' % (posts[0], posts[1] / posts[0])
+                         if posts[0] else '0', others,
                          '%d,%d' % (p['errors']['polling'],
                                     p['errors']['notification'])))
     return '\n'.join(lines)
+
+
+def _requests(kinds):
+    """(batch POSTs [count, ms], count of every other request)."""
+    posts, others = [0, 0], 0
+    for kind, (count, ms) in kinds.items():
+        if kind.startswith('POST /v1/batch/'):
+            posts[0] += count
+            posts[1] += ms
+        else:
+            others += count
+    return posts, others
 
 
 def chart(result, path):

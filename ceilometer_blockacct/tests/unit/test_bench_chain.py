@@ -97,14 +97,14 @@ class TestAnalyse(testtools.TestCase):
 
     def test_rows_and_ratios(self):
         points = [
-            self._point('upstream', 10, 2, {'api': 1.0, 'metricd': 1.0},
-                        1000),
-            self._point('upstream', 10, 8, {'api': 3.0, 'metricd': 1.0},
-                        2000),
-            self._point('billing', 10, 2, {'api': 1.0, 'metricd': 2.0},
-                        1000),
-            self._point('billing', 10, 8, {'api': 9.0, 'metricd': 3.0},
-                        4000, up=False),
+            self._point('upstream', 10, 2, {'gnocchi-api': 1.0,
+                                            'metricd': 1.0}, 1000),
+            self._point('upstream', 10, 8, {'gnocchi-api': 3.0,
+                                            'metricd': 1.0}, 2000),
+            self._point('billing', 10, 2, {'gnocchi-api': 1.0,
+                                           'metricd': 2.0}, 1000),
+            self._point('billing', 10, 8, {'gnocchi-api': 9.0,
+                                           'metricd': 3.0}, 4000, up=False),
         ]
         rows = {r['side']: r for r in analyse.rows(points)}
         self.assertEqual((8, None), (rows['upstream']['max_disks_ok'],
@@ -112,12 +112,16 @@ class TestAnalyse(testtools.TestCase):
         self.assertEqual((2, 8), (rows['billing']['max_disks_ok'],
                                   rows['billing']['first_disks_failed']))
         self.assertFalse(rows['billing']['synthetic'])
-        self.assertEqual('api', rows['billing']['point']['bottleneck'])
-        ratio = analyse.ratios(analyse.rows(points))[('billing', 10)]
-        # 3.0 against 2.0 CPU s per 1000 samples; billing's 4000 samples
-        # over 8 disks against upstream's 2000 over 8.
-        self.assertEqual(1.5, ratio['per_sample'])
-        self.assertEqual(3.0, ratio['per_disk'])
+        self.assertEqual('metricd', rows['billing']['point']['bottleneck'])
+        # The row shows the capacity point.
+        self.assertEqual(2, rows['billing']['point']['disks'])
+        self.assertEqual(8, rows['upstream']['point']['disks'])
+        # Compared at the largest N both measured: 8 disks.  3.0 against
+        # 2.0 CPU s per 1000 samples; billing's 4000 samples over 8 disks
+        # against upstream's 2000 over 8; gnocchi-api 2.25 against 1.5.
+        self.assertEqual({('billing', 10): {
+            'disks': 8, 'per_sample': 1.5, 'per_disk': 3.0, 'api': 1.5}},
+            analyse.ratios(points))
 
     def test_before_after(self):
         points = [
@@ -127,8 +131,30 @@ class TestAnalyse(testtools.TestCase):
                         1000),
             self._point('billing', 1, 4, {'gnocchi-api': 1.0}, 1000),
         ]
-        self.assertEqual({('all', 1): {'per_sample': 0.5, 'api': 0.5 / 3}},
-                         analyse.before_after(analyse.rows(points)))
+        self.assertEqual({('all', 1): {'disks': 4, 'per_sample': 0.5,
+                                       'per_disk': 0.5, 'api': 0.5 / 3}},
+                         analyse.before_after(points))
+
+    def test_api_requests(self):
+        lines = [
+            '[pid: 1|app: 0|req: 1/1] 127.0.0.1 () {38 vars in 809 bytes} '
+            '[Sat Nov 28 06:09:29 2026] POST /v1/batch/resources/metrics/'
+            'measures?create_metrics=True => generated 0 bytes in 27 msecs '
+            '(HTTP/1.1 202) 3 headers in 105 bytes (1 switches on core 1)',
+            '[pid: 1|app: 0|req: 2/2] 127.0.0.1 () {38 vars in 809 bytes} '
+            '[Sat Nov 28 06:09:30 2026] POST /v1/batch/resources/metrics/'
+            'measures?create_metrics=True => generated 0 bytes in 13 msecs '
+            '(HTTP/1.1 202) 3 headers in 105 bytes (1 switches on core 1)',
+            '[pid: 2|app: 0|req: 1/3] 127.0.0.1 () {34 vars in 929 bytes} '
+            '[Sat Nov 28 06:13:51 2026] PATCH /v1/resource/instance_disk/'
+            '98db5cce-2f11-40c1-9a50-6b725781de38-hda => generated 3228 '
+            'bytes in 39 msecs (HTTP/1.1 200) 3 headers in 97 bytes',
+            'Sat Nov 28 06:13:51 2026 - some uwsgi line',
+        ]
+        self.assertEqual({
+            'POST /v1/batch/resources/metrics/measures 202': [2, 40],
+            'PATCH /v1/resource/instance_disk/ID 200': [1, 39],
+        }, analyse.api_requests(lines))
 
 
 class TestProcs(testtools.TestCase):
