@@ -42,6 +42,18 @@ def _sides(text):
     return values
 
 
+def _steps(text):
+    """``10:4,30;1:1,4`` -> {10: [4, 30], 1: [1, 4]}."""
+    found = {}
+    for part in text.split(';'):
+        interval, _, vms = part.partition(':')
+        found[int(interval)] = _ints(vms)
+    return found
+
+
+_steps.__name__ = 'INTERVAL:N,N;INTERVAL:N...'
+
+
 _sides.__name__ = 'list of sides (%s)' % ', '.join(chain.SIDES)
 
 
@@ -61,6 +73,9 @@ def parse_args(argv):
                    help='the step series of VMs (2 disks each), stopped '
                         'at the first whose backlog grows (default '
                         '1,4,15,30,60,120,240)')
+    p.add_argument('--steps', type=_steps, default={},
+                   help='VM steps per interval, overriding --vms, e.g. '
+                        '"60:30;10:4,30;1:1,4"')
     p.add_argument('--real-vms', type=int, default=4,
                    help='real guests; VMs beyond them are synthetic '
                         '(default 4)')

@@ -288,7 +288,9 @@ class Chain:
             'machine': {'cpus': os.cpu_count(),
                         'cpu': _cpu_model(), 'python':
                         platform.python_version()},
-            'args': {k: v for k, v in vars(self.args).items()
+            'args': {k: (v if k != 'steps' else
+                         {str(i): n for i, n in v.items()})
+                     for k, v in vars(self.args).items()
                      if k not in ('report',)},
             'points': [],
         }
@@ -296,7 +298,7 @@ class Chain:
         result['versions'] = _versions(self.host)
         for interval in self.args.intervals:
             for side in self.args.sides:
-                for vms in self.args.vms:
+                for vms in self.args.steps.get(interval, self.args.vms):
                     self.say('%s at %d s, %d VMs (%d disks) ...' % (
                         side, interval, vms, 2 * vms))
                     point = self.measure(side, interval, vms)
