@@ -88,6 +88,13 @@ def parse_args(argv):
     p.add_argument('--metricd-workers', type=int, default=1)
     p.add_argument('--drain-timeout', type=float, default=180,
                    help='seconds metricd gets to drain between points')
+    p.add_argument('--profile-api', action='store_true',
+                   help="at the end, cProfile gnocchi-api's handling of one "
+                        "cycle's batches, one request per meter against "
+                        'one per 50 samples (benchmarks/bench_chain/'
+                        'apiprofile.py)')
+    p.add_argument('--profile-rounds', type=int, default=20,
+                   help='cycles posted per layout by --profile-api')
     p.add_argument('--keep-logs', action='store_true',
                    help="copy each point's agent logs under --out/logs")
     p.add_argument('--out', default=os.path.join(HERE, 'results'),

@@ -33,6 +33,7 @@ import tempfile
 import time
 
 from benchmarks.bench_chain import analyse
+from benchmarks.bench_chain import apiprofile
 from benchmarks.bench_chain import procs
 from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional.fixtures import ceilometer_agents
@@ -306,8 +307,19 @@ class Chain:
                     self.say(_line(point))
                     if point['keeps_up'] is False:
                         break
+        if self.args.profile_api:
+            self.say('profiling gnocchi-api in this process ...')
+            result['api_profile'] = self.profile_api()
         result['seconds'] = round(time.monotonic() - started)
         return result
+
+    def profile_api(self):
+        """:mod:`.apiprofile` on the real guests' disks, every meter."""
+        rids = [meters.resource_id(g.uuid, dev) for g in self.guests
+                for dev in ('vda', 'vdb')]
+        rows = [(m.name, m.archive_policy, m.unit) for m in meters.METERS]
+        return apiprofile.profile(self.gnocchi.config_file, rids, rows,
+                                  rounds=self.args.profile_rounds)
 
 
 def _samples_between(counts, start, stop):

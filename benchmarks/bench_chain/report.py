@@ -14,6 +14,7 @@
 import sys
 
 from benchmarks.bench_chain import analyse
+from benchmarks.bench_chain import apiprofile
 
 SHORT = {'polling': 'poll', 'notification': 'notif', 'rabbitmq': 'rabbit',
          'gnocchi-api': 'api', 'metricd': 'metricd', 'postgresql': 'pg'}
@@ -64,6 +65,10 @@ def table(result):
             lines.append('%-13s %3d  %5d  %9.2fx  %7.2fx  %21s' % (
                 side, interval, v['disks'], v['per_sample'], v['per_disk'],
                 _n(v['api'], '%.2fx')))
+    if result.get('api_profile'):
+        lines += ['', "gnocchi-api's CPU for one cycle's batches (cProfile, "
+                  'in process; self time by where the code lives):']
+        lines += apiprofile.lines(result['api_profile'])
     lines += ['', 'Every point measured:',
               'side          int   VMs  real  syn  meters  samples  window  '
               'CPU s/1000  keeps up  drain s  batch POSTs (ms each)  '

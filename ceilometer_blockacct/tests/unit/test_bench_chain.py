@@ -20,6 +20,7 @@ import os
 import testtools
 
 from benchmarks.bench_chain import analyse
+from benchmarks.bench_chain import apiprofile
 from benchmarks.bench_chain import procs
 from benchmarks.bench_chain import replay
 from ceilometer_blockacct.sources import records
@@ -155,6 +156,35 @@ class TestAnalyse(testtools.TestCase):
             'POST /v1/batch/resources/metrics/measures 202': [2, 40],
             'PATCH /v1/resource/instance_disk/ID 200': [1, 39],
         }, analyse.api_requests(lines))
+
+
+class TestApiProfileBodies(testtools.TestCase):
+
+    ROWS = [('m.%d' % i, 'blockacct-delta', 'B') for i in range(30)]
+
+    def test_per_meter_is_one_request_per_meter(self):
+        got = [json.loads(b) for b in apiprofile.bodies(
+            ['r1', 'r2'], self.ROWS, 'per-meter', 'T')]
+        self.assertEqual(30, len(got))
+        self.assertEqual({'r1': {'m.0': {
+            'archive_policy_name': 'blockacct-delta', 'unit': 'B',
+            'measures': [{'timestamp': 'T', 'value': 1.0}]}},
+            'r2': {'m.0': {
+                'archive_policy_name': 'blockacct-delta', 'unit': 'B',
+                'measures': [{'timestamp': 'T', 'value': 1.0}]}}}, got[0])
+
+    def test_per_profile_is_one_request_per_50_samples(self):
+        got = [json.loads(b) for b in apiprofile.bodies(
+            ['r1', 'r2'], self.ROWS, 'per-profile', 'T')]
+        self.assertEqual([50, 10], [sum(len(v) for v in body.values())
+                                    for body in got])
+
+    def test_category(self):
+        self.assertEqual('indexer (SQL)', apiprofile.category(
+            '/venv/lib/python3.11/site-packages/sqlalchemy/orm/query.py'))
+        self.assertEqual('policy checks', apiprofile.category(
+            '/venv/site-packages/oslo_policy/_checks.py'))
+        self.assertEqual('other', apiprofile.category('~'))
 
 
 class TestProcs(testtools.TestCase):
