@@ -194,8 +194,10 @@ class Chain:
         point = {'side': side, 'interval': interval, 'vms': vms,
                  'disks': 2 * vms, 'real_vms': real,
                  'synthetic_vms': synthetic, 'meters': len(names)}
+        started = False
         try:
             agents.start()
+            started = True
             comps = self.components(agents)
             first = self._wait_first_cycle(counts, interval)
             time.sleep(self.args.warmup)
@@ -231,7 +233,8 @@ class Chain:
                                 os.path.join(self.args.out, 'logs',
                                              os.path.basename(point_dir)))
         finally:
-            agents.cleanUp()
+            if started:
+                agents.cleanUp()
         point['storage'] = self.storage(side, interval)
         drained = time.monotonic()
         left = self._drain()
@@ -302,7 +305,15 @@ class Chain:
                 for vms in self.args.steps.get(interval, self.args.vms):
                     self.say('%s at %d s, %d VMs (%d disks) ...' % (
                         side, interval, vms, 2 * vms))
-                    point = self.measure(side, interval, vms)
+                    try:
+                        point = self.measure(side, interval, vms)
+                    except services.StackStartError as exc:
+                        # NOTE: the next N would fail alike: next side.
+                        self.say('  FAILED: %s' % exc)
+                        result.setdefault('failures', []).append({
+                            'side': side, 'interval': interval, 'vms': vms,
+                            'error': str(exc)})
+                        break
                     result['points'].append(point)
                     self.say(_line(point))
                     if point['keeps_up'] is False:
