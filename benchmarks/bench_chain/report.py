@@ -85,6 +85,9 @@ def table(result):
                          if posts[0] else '0', others,
                          '%d,%d' % (p['errors']['polling'],
                                     p['errors']['notification'])))
+    for failed in result.get('failures', ()):
+        lines.append('%(side)-13s %(interval)3d  %(vms)4d  FAILED: %(error)s'
+                     % failed)
     return '\n'.join(lines)
 
 
