@@ -48,15 +48,10 @@ from ceilometer_blockacct.sources import records
 
 LOG = log.getLogger(__name__)
 
-libvirt_uri = connection.libvirt_uri
-
 # Keys of calls and episodes: (channel,) or (channel, instance uuid).
 _LISTING = ('listing',)
 _BULK = ('bulk',)
 _QMP_CONNECTION = ('qmp-connection',)
-
-# Kept for callers of the old name.
-boot_id = host.boot_id
 
 
 class Reader:
@@ -68,14 +63,14 @@ class Reader:
 
     def __init__(self, conf, clock=time.monotonic, proc=process.PROC):
         opts = conf.blockacct
-        self.uri = libvirt_uri(conf)
+        self.uri = connection.libvirt_uri(conf)
         self.enable_qmp = opts.enable_qmp
         self.timeout = opts.read_timeout
         self.max_workers = opts.max_concurrent_reads
         self._proc = proc
         self._rw = connection.Connection(self.uri, read_only=False)
         self._ro = connection.Connection(self.uri, read_only=True)
-        self._boot_id = boot_id()
+        self._boot_id = host.boot_id()
         self._pool = pool_mod.Pool(self.max_workers)
         self._lock = threading.Lock()
         self._report = errors.Reporter(LOG)

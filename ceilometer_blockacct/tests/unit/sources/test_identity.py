@@ -20,7 +20,7 @@ import json
 
 import libvirt
 
-from ceilometer_blockacct.sources import reader
+from ceilometer_blockacct import host
 from ceilometer_blockacct.sources import records
 from ceilometer_blockacct.tests.unit.sources import fakes
 
@@ -103,7 +103,7 @@ class TestProcessStart(fakes.ReaderTestCase):
         self.proc.add('u1', pid=4242, tid=4343, ticks=987654)
         dom = FakeDom('u1', dom_id=3, cpus=lambda: fakes.cpus_reply(4343))
         r, _ = self.make([dom])
-        want = records.Epoch(reader.boot_id(), 3, fakes.ns_of_ticks(987654))
+        want = records.Epoch(host.boot_id(), 3, fakes.ns_of_ticks(987654))
         for _ in range(3):
             self.assertEqual(want, r.read(['u1'])['u1'].epoch)
         self.assertEqual(1, dom.cpu_reads)
@@ -120,7 +120,7 @@ class TestProcessStart(fakes.ReaderTestCase):
         self.assertEqual(fakes.ns_of_ticks(1000),
                          r.read(['u1'])['u1'].epoch.start)
         self.proc.add('u1', pid=4242, tid=4343, ticks=2000)
-        self.assertEqual(records.Epoch(reader.boot_id(), 3,
+        self.assertEqual(records.Epoch(host.boot_id(), 3,
                                        fakes.ns_of_ticks(2000)),
                          r.read(['u1'])['u1'].epoch)
         self.assertEqual(2, dom.cpu_reads)

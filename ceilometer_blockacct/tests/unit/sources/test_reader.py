@@ -23,7 +23,8 @@ import fixtures
 import libvirt
 from oslo_config import cfg
 
-from ceilometer_blockacct.sources import reader
+from ceilometer_blockacct import host
+from ceilometer_blockacct.sources import connection
 from ceilometer_blockacct.sources import records
 from ceilometer_blockacct.tests.unit.sources import fakes
 
@@ -47,7 +48,7 @@ class TestReader(fakes.ReaderTestCase):
         self.assertEqual({'flush_operations': 3}, got.disks['hdc'].counters)
         self.assertEqual('ide0-1-0/libvirt-1-format',
                          got.disks['hdc'].device_id)
-        self.assertEqual(records.Epoch(reader.boot_id(), 7,
+        self.assertEqual(records.Epoch(host.boot_id(), 7,
                                        fakes.ns_of_ticks(5000)), got.epoch)
         # The live XML and the vCPU threads are read once per QEMU
         # process, not every cycle.
@@ -56,7 +57,7 @@ class TestReader(fakes.ReaderTestCase):
                                      dom.qmp_reads))
         dom.dom_id = 8
         self.proc.add('u1', ticks=7000)
-        self.assertEqual(records.Epoch(reader.boot_id(), 8,
+        self.assertEqual(records.Epoch(host.boot_id(), 8,
                                        fakes.ns_of_ticks(7000)),
                          r.read(['u1'])['u1'].epoch)
         self.assertEqual((2, 2), (dom.xml_reads, dom.cpu_reads))
@@ -65,11 +66,11 @@ class TestReader(fakes.ReaderTestCase):
         self.conf.register_opt(cfg.StrOpt('libvirt_uri'))
         self.conf.register_opt(cfg.StrOpt('libvirt_type'))
         self.conf.set_override('libvirt_type', 'lxc')
-        self.assertEqual('lxc:///', reader.libvirt_uri(self.conf))
+        self.assertEqual('lxc:///', connection.libvirt_uri(self.conf))
         self.conf.set_override('libvirt_uri', 'qemu+unix:///x')
-        self.assertEqual('qemu+unix:///x', reader.libvirt_uri(self.conf))
+        self.assertEqual('qemu+unix:///x', connection.libvirt_uri(self.conf))
         self.conf.set_override('libvirt_uri', 'test:///y', 'blockacct')
-        self.assertEqual('test:///y', reader.libvirt_uri(self.conf))
+        self.assertEqual('test:///y', connection.libvirt_uri(self.conf))
 
     def test_listing_covers_every_active_domain(self):
         doms = [FakeDom('u1', 3), FakeDom('u2', 4), FakeDom('other', 9)]
@@ -78,7 +79,7 @@ class TestReader(fakes.ReaderTestCase):
         self.assertEqual({'u1', 'u2'}, set(got))
         self.assertEqual({'u1': 3, 'u2': 4, 'other': 9},
                          got.listing.domains)
-        self.assertEqual(reader.boot_id(), got.listing.boot_id)
+        self.assertEqual(host.boot_id(), got.listing.boot_id)
         self.assertLessEqual(got.listing.mono_ns, got['u1'].mono_ns)
 
     def test_vanished_domain_is_not_an_error(self):
@@ -174,7 +175,7 @@ class TestReader(fakes.ReaderTestCase):
         for _ in range(3):
             got = r.read(['u1', 'u2'])
             self.assertEqual('bulk', got['u1'].source)
-            self.assertEqual(records.Epoch(reader.boot_id(), 7),
+            self.assertEqual(records.Epoch(host.boot_id(), 7),
                              got['u1'].epoch)
             self.assertEqual('qmp', got['u2'].source)
         self.assertEqual(1, self.logger.output.count(
