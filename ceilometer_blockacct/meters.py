@@ -336,6 +336,24 @@ def profile_pollster(name):
     return 'blockacct.%s' % name
 
 
+# THE average latency over a period, in ms, as Gnocchi's aggregates API
+# computes it: a ratio of sums of reset-safe deltas over the same window
+# (sum of total.time.delta in ns / sum of requests.delta, / 1e6), exact
+# across QEMU restarts; never a mean of per-poll latency.avg gauges.  Every
+# doc, the all-in-one and the functional test use this one text.
+LATENCY_QUERY = ('(/ (metric disk.device.%(op)s.total.time.delta sum) '
+                 '(* 1000000 (metric disk.device.%(op)s.requests.delta '
+                 'sum)))')
+
+
+def latency_query(op):
+    """Gnocchi aggregates operation: ``op``'s average latency in ms."""
+    if op not in OPS:
+        raise KeyError('unknown operation %r: one of %s'
+                       % (op, ', '.join(OPS)))
+    return LATENCY_QUERY % {'op': op}
+
+
 # Every counter field any meter reads: what a source should try to provide.
 COUNTER_FIELDS = tuple(sorted({f for m in METERS for f in m.sources}))
 

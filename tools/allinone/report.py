@@ -22,9 +22,11 @@ Gnocchi returns.
 from concurrent import futures
 import datetime
 import os
+import shlex
 import subprocess
 import sys
 
+from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional.fixtures import allinone
 from ceilometer_blockacct.tests.functional.fixtures import services
 
@@ -41,6 +43,9 @@ MAIN_MEASURES = (
     ('disk.device.read.requests.failed.delta', 'sum', ('vdb',)),
     ('disk.device.write.requests.invalid.delta', 'sum', ('vda',)),
 )
+# (op, disk) whose average latency per minute is printed with
+# `gnocchi aggregates` and meters.LATENCY_QUERY.
+LATENCY_MEASURES = (('write', 'vda'), ('read', 'vdb'))
 
 
 # -- reading back from Gnocchi ------------------------------------------------
@@ -86,18 +91,14 @@ def series(client, resource_id, op, interval=1):
                                        prefix + '.latency.avg', 'mean', 1)
     result[('queue', 1)] = _measures(client, resource_id,
                                      prefix + '.queue.depth', 'mean', 1)
-    # NOTE: ratios of sums of reset-safe deltas (doc/gnocchi.rst); failed
-    # requests count as completed (QEMU's account_failed=on adds their
-    # time to the total).
+    # NOTE: ratios of sums of reset-safe deltas over the same minute, in
+    # ms: meters.LATENCY_QUERY, the query of every doc.
     time_ns = dict(_measures(client, resource_id,
                              prefix + '.total.time.delta', 'sum', 60))
     done = dict(_measures(client, resource_id, prefix + '.requests.delta',
                           'sum', 60))
-    for ts, v in _measures(client, resource_id,
-                           prefix + '.requests.failed.delta', 'sum', 60):
-        done[ts] = done.get(ts, 0) + v
     result[('latency', 60)] = sorted(
-        (ts, time_ns[ts] / done[ts] / 1e6) for ts in time_ns
+        (ts, time_ns[ts] / (1e6 * done[ts])) for ts in time_ns
         if done.get(ts))
     result[('queue', 60)] = sorted((ts, v / 1e9 / polled[ts])
                                    for ts, v in time_ns.items()
@@ -206,13 +207,22 @@ def print_measures(aio, out=sys.stdout, last_seconds=8, end=None):
                                  '--granularity', str(gran)] + extra
                                 + [meter])
 
+    # The average latency of each minute, in ms: THE query of the docs.
+    for op, target in LATENCY_MEASURES:
+        commands.append([gnocchi, 'aggregates', '--resource-type',
+                         meters.RESOURCE_TYPE, '--granularity', '60',
+                         meters.latency_query(op),
+                         'original_resource_id="%s"'
+                         % aio.resource_id(target)])
+
     def show(argv):
         return _run_cli(argv, env)
 
     # NOTE: the CLI takes ~2 s to start; run a few at once, print in order.
     with futures.ThreadPoolExecutor(4) as pool:
         for argv, text in zip(commands, pool.map(show, commands)):
-            print('$ gnocchi %s' % ' '.join(argv[1:]), file=out)
+            # NOTE: quoted as a shell needs it: the query is copy-paste.
+            print('$ gnocchi %s' % shlex.join(argv[1:]), file=out)
             print(text.rstrip() + '\n', file=out, flush=True)
 
 

@@ -95,13 +95,11 @@ COUNTERS_1S = [('hda', 'disk.device.flush.requests'),
 CLI_DELTA = ('vda', 'disk.device.write.bytes.delta')
 CLI_COUNTER = ('vda', 'disk.device.read.requests.invalid')
 CLI_GAUGES = ('disk.device.read.latency.avg', 'disk.device.read.queue.depth')
-# THE query of doc/gnocchi.rst: two reset-safe deltas...
-LATENCY = '(/ (metric disk.device.%(op)s.total.time.delta sum) ' \
-          '(metric disk.device.%(op)s.requests.delta sum))'
-# ...and the form on the cumulative counter, exact only in buckets without
-# a QEMU restart or a disk's first point (this test has neither).
-LATENCY_RATE = '(/ (metric disk.device.%(op)s.total.time rate:sum) ' \
-               '(metric disk.device.%(op)s.requests.delta sum))'
+# THE query of every doc (meters.LATENCY_QUERY): two reset-safe deltas, ms...
+LATENCY = meters.LATENCY_QUERY
+# ...and the same ratio on the cumulative counter, exact only in buckets
+# without a QEMU restart or a disk's first point (this test has neither).
+LATENCY_RATE = LATENCY.replace('total.time.delta sum', 'total.time rate:sum')
 
 
 def _utc(timestamp):
@@ -382,7 +380,7 @@ class TestRoundTrip(testtools.TestCase):
             self.assertEqual(len(polled), sum(v for _t, _g, v in count))
 
     def _expected_latency(self, op, granularity):
-        """{bucket: Δtime/Δops in ns} from QMP at the poll times."""
+        """{bucket: Δtime/Δops in ms} from QMP at the poll times."""
         trip = self.trip
         prefix = {'read': 'rd', 'write': 'wr'}[op]
         time_key = (trip.rid('vda'), 'disk.device.%s.total.time' % op)
@@ -402,7 +400,7 @@ class TestRoundTrip(testtools.TestCase):
             if ops:
                 want[bucket] = ((last['%s_total_time_ns' % prefix]
                                  - previous['%s_total_time_ns' % prefix])
-                                / ops)
+                                / ops / 1e6)
             previous = last
         return want
 
