@@ -284,7 +284,11 @@ def build_series(measures, rng):
 
 
 def chart_data(series):
-    """The charts' JSON: one entry per chart, one line per operation."""
+    """The charts' JSON: one entry per chart, one line per operation.
+
+    Each line has a point per period of the series, its value None when
+    the period has none (no request completed: no latency).
+    """
     charts = []
     for title, unit, keys in (
             ('Requests per second', 'req/s',
@@ -300,8 +304,10 @@ def chart_data(series):
             ('Idle time', 's', ['idle'])):
         lines = []
         for key in keys:
+            # NOTE: None where the period has no value: the chart breaks
+            # the line there instead of joining across a gap.
             points = [[int(t.timestamp()), row[key][1]]
-                      for t, row in series.rows if row[key][1] is not None]
+                      for t, row in series.rows]
             lines.append({'name': key.split('_')[0] if key != 'idle'
                           else 'idle', 'points': points})
         charts.append({'title': title, 'unit': unit, 'lines': lines})

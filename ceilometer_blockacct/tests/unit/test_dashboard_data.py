@@ -195,7 +195,8 @@ class TestSeries(testtools.TestCase):
         read = [line for line in latency['lines']
                 if line['name'] == 'read'][0]
         t0 = int(T0.timestamp())
-        self.assertEqual([[t0, 2.0], [t0 + 60, 0.5]], read['points'])
+        self.assertEqual([[t0, 2.0], [t0 + 60, 0.5], [t0 + 180, None]],
+                         read['points'])
 
 
 class TestFetch(testtools.TestCase):

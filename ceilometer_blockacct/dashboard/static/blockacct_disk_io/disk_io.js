@@ -8,13 +8,15 @@
   var COLORS = {read: '#1f77b4', write: '#d62728', flush: '#2ca02c',
                 idle: '#7f7f7f'};
 
-  function draw(box, chart) {
+  function draw(box, chart, extent) {
     var width = 520, height = 170;
     var m = {top: 24, right: 70, bottom: 26, left: 60};
     var w = width - m.left - m.right, h = height - m.top - m.bottom;
     var all = [];
     chart.lines.forEach(function (line) {
-      line.points.forEach(function (p) { all.push(p); });
+      line.points.forEach(function (p) {
+        if (p[1] !== null) { all.push(p); }
+      });
     });
     var panel = d3.select(box).append('div')
       .attr('class', 'col-md-6 blockacct-chart');
@@ -32,9 +34,8 @@
         .text('no data in this range');
       return;
     }
-    var x = d3.time.scale().range([0, w]).domain(d3.extent(all, function (p) {
-      return new Date(p[0] * 1000);
-    }));
+    // Every chart on the same time axis: the series' first to last period.
+    var x = d3.time.scale().range([0, w]).domain(extent);
     var y = d3.scale.linear().range([h, 0])
       .domain([0, d3.max(all, function (p) { return p[1]; }) || 1]).nice();
     g.append('g').attr('class', 'x axis')
@@ -45,6 +46,7 @@
     g.selectAll('.axis path, .axis line')
       .style('fill', 'none').style('stroke', '#999');
     var line = d3.svg.line()
+      .defined(function (p) { return p[1] !== null; })
       .x(function (p) { return x(new Date(p[0] * 1000)); })
       .y(function (p) { return y(p[1]); });
     chart.lines.forEach(function (l, i) {
@@ -62,9 +64,16 @@
     var box = document.getElementById('blockacct-charts');
     var source = document.getElementById('blockacct-chart-data');
     if (!box || !source || typeof d3 === 'undefined') { return; }
-    JSON.parse(source.textContent).forEach(function (chart) {
-      draw(box, chart);
+    var charts = JSON.parse(source.textContent);
+    var times = [];
+    charts.forEach(function (chart) {
+      chart.lines.forEach(function (line) {
+        line.points.forEach(function (p) { times.push(p[0]); });
+      });
     });
+    var extent = [new Date(d3.min(times) * 1000),
+                  new Date(d3.max(times) * 1000)];
+    charts.forEach(function (chart) { draw(box, chart, extent); });
     box.setAttribute('data-drawn', 'true');
   }
 
