@@ -51,7 +51,14 @@ class Agent:
         previous_save = recovery.last_saved(os.path.join(
             conf.blockacct.state_dir, state_mod.FILENAME))
         self.store = store or state_mod.StateStore(conf.blockacct.state_dir)
-        self.reader = reader or reader_mod.Reader(conf)
+        try:
+            self.reader = reader or reader_mod.Reader(conf)
+        except BaseException:
+            # NOTE: never leave the state_dir locked by an agent that failed
+            # to start: the next try in this process would be refused.
+            if store is None:
+                self.store.close()
+            raise
         self.registry = self.store.registry
         try:
             self.store.ensure_marks(

@@ -262,8 +262,12 @@ class StateStore:
         listing counts as begun after its meters' marks.
         """
         with self._lock:
-            for name in names:
-                self._load_mark('mark:' + name)
+            try:
+                for name in names:
+                    self._load_mark('mark:' + name)
+            except sqlite3.Error as e:
+                raise StateError('cannot read the marks in %s: %s'
+                                 % (self.path, e))
 
     def meter(self, name):
         """The :class:`.meterstate.MeterState` of ``name``, loaded once."""
