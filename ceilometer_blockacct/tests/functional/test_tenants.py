@@ -45,14 +45,10 @@ import yaml
 
 from ceilometer_blockacct import cloudkitty
 from ceilometer_blockacct import meters
-from ceilometer_blockacct.tests.functional.fixtures import ceilometer_agents
 from ceilometer_blockacct.tests.functional.fixtures import cloudkitty_stack
-from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
 from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
-from ceilometer_blockacct.tests.functional.fixtures import keystone as ks
-from ceilometer_blockacct.tests.functional.fixtures import libvirt_host
-from ceilometer_blockacct.tests.functional.fixtures import rabbitmq
 from ceilometer_blockacct.tests.functional.fixtures import services
+from ceilometer_blockacct.tests.functional.fixtures import tenants
 
 Disk = guest_mod.Disk
 Workload = guest_mod.Workload
@@ -88,9 +84,7 @@ GNOCCHI = os.path.join(services.VENV_BIN, 'gnocchi')
 
 def workload(label):
     """{target: {delta meter: what ROUNDS rounds add}} of a guest."""
-    return {d.target: {m: guest_mod.expected_blockstats(
-        d, ROUNDS, boot=(i == 0))[c] for m, c in COUNTER_OF.items()}
-        for i, d in enumerate(GUESTS[label])}
+    return tenants.workload(GUESTS[label], ROUNDS, COUNTER_OF)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -111,68 +105,19 @@ class TestTenants(testtools.TestCase):
     def setUp(self):
         super().setUp()
         self.useFixture(fixtures.Timeout(1200, gentle=True))
-        self.keystone = ks.get_shared_keystone()
-        self.stack = gnocchi_stack.get_shared_stack()
-        self.admin = self.stack.client()
-        self.cli_setup()
-        self.host = libvirt_host.get_shared_host()
-        self.customers = {label: self.keystone.customer(label)
-                          for label in GUESTS}
-        self.guests = {}
-        for label, disks in GUESTS.items():
-            who = self.customers[label]
-            self.guests[label] = self.useFixture(guest_mod.Guest(
-                self.host, list(disks), rounds=ROUNDS, paused=True,
-                nova=guest_mod.NovaMeta(
-                    name='tenant-%s' % label, user_id=who.user_id,
-                    user_name=who.username, project_id=who.project_id,
-                    project_name=who.project_name)))
-        self.rabbit = self.useFixture(rabbitmq.RabbitMQ())
-        self.agents = self.useFixture(ceilometer_agents.CeilometerAgents(
-            self.host.uri, self.rabbit.transport_url, self.stack,
-            interval=1, meter_names=sorted(COUNTER_OF), rabbit=self.rabbit))
-        services.wait_until(
-            self.every_metric_exists, 'first samples of every disk in '
-            'Gnocchi', 180, interval=1, alive=self.agents.check_alive,
-            explain=lambda: '; '.join(self.agents.errors('notification')[
-                -3:]))
-
-    def cli_setup(self):
-        """gnocchi-setup as an operator: the admin's openrc, no option."""
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(('OS_', 'GNOCCHI_'))}
-        env.update(self.stack.env)
-        result = subprocess.run(
-            [os.path.join(services.VENV_BIN, 'ceilometer-blockacct'),
-             'gnocchi-setup'], env=env, capture_output=True, text=True,
-            timeout=120)
-        self.assertEqual(0, result.returncode, result.stderr)
-
-    def rid(self, label, target):
-        """Ceilometer's id of a disk (Gnocchi's ``original_resource_id``)."""
-        return '%s-%s' % (self.guests[label].uuid, target)
-
-    def gnocchi_id(self, label, target):
-        """The UUID Gnocchi gave the disk: what anyone else reads it by.
-
-        NOTE: Gnocchi maps a non-UUID id with the requester's user and
-        project, so ``<instance>-<dev>`` resolves only for its creator
-        (Ceilometer's user, :meth:`GnocchiStack.client`'s default).
-        """
-        return self.admin.resource.get(meters.RESOURCE_TYPE,
-                                       self.rid(label, target))['id']
-
-    def every_metric_exists(self):
-        for label, disks in GUESTS.items():
-            for disk in disks:
-                try:
-                    resource = self.admin.resource.get(
-                        meters.RESOURCE_TYPE, self.rid(label, disk.target))
-                except g_exc.NotFound:  # not created yet
-                    return False
-                if not set(COUNTER_OF) <= set(resource['metrics']):
-                    return False
-        return True
+        # NOTE: gnocchi-setup as an operator (the admin's openrc), the
+        # customers, their paused guests and the agents: shared with
+        # test_panel.
+        self.tenants = self.useFixture(tenants.Tenants(
+            GUESTS, ROUNDS, sorted(COUNTER_OF), name='tenant'))
+        self.keystone = self.tenants.keystone
+        self.stack = self.tenants.stack
+        self.admin = self.tenants.admin
+        self.customers = self.tenants.customers
+        self.guests = self.tenants.guests
+        self.agents = self.tenants.agents
+        self.rid = self.tenants.rid
+        self.gnocchi_id = self.tenants.gnocchi_id
 
     def gnocchi_cli(self, label, *args):
         """``gnocchi ARGS`` with customer ``label``'s openrc (or admin's)."""
@@ -191,17 +136,7 @@ class TestTenants(testtools.TestCase):
         ck = self.start_cloudkitty()
         first = (int(time.time()) // PERIOD + 1) * PERIOD
         time.sleep(max(0, first + 1 - time.time()))
-        for guest in self.guests.values():
-            guest.domain.resume()
-        for guest in self.guests.values():
-            guest.wait_done(timeout=120)
-        time.sleep(3)  # the agents read the final counters
-        self.agents.stop_polling()
-        stopped = time.time()
-        time.sleep(2)  # the notification agent's batch_timeout is 1 s
-        services.wait_until(
-            lambda: not self.admin.status.get()['storage']['summary'][
-                'measures'], 'metricd', 120, interval=1)
+        stopped = self.tenants.run(timeout=120)
         report = {}
         self.check_what_customer_a_reads(report)
         self.check_a_never_reads_b(report)
