@@ -61,7 +61,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(prog='python -m benchmarks.bench_chain',
                                 description=package.__doc__.split('\n\n')[0])
     p.add_argument('--window', type=float, default=300,
-                   help='seconds measured per point (default 300: 5 min)')
+                   help='seconds measured per point, at least the '
+                        'interval + 10 (default 300: 5 min)')
     p.add_argument('--intervals', type=_ints, default=[60, 10, 1],
                    help='polling intervals, seconds (default 60,10,1)')
     p.add_argument('--sides', type=_sides, default=list(chain.DEFAULT_SIDES),

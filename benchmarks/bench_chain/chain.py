@@ -208,7 +208,8 @@ class Chain:
             api_offset = os.path.getsize(api_log)
             start, cpu0 = time.monotonic(), comps.cpu()
             backlog = []
-            end = start + self.args.window
+            # NOTE: at least one whole cycle, whatever --window says.
+            end = start + max(self.args.window, interval + 10)
             while True:
                 now = time.monotonic()
                 backlog.append((round(now - start, 1), self.backlog()))
