@@ -86,14 +86,18 @@ def explain(exc, settings=None, user=None):
         return Unavailable(
             'No metric service (Gnocchi) in your catalog%s: ask your cloud '
             'operator.' % (' for region %s' % where if where else ''))
-    if isinstance(exc, (ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout,
+    # NOTE: gnocchiclient turns keystoneauth's connection errors into its
+    # own; Keystone's (the token's re-scoping) stay keystoneauth's.
+    if isinstance(exc, (g_exc.ConnectionTimeout, ksa_exc.ConnectTimeout,
+                        ksa_exc.RequestTimeout)):
+        return Unavailable('Gnocchi did not answer in time: the numbers '
+                           'cannot be shown now; try again later.')
+    if isinstance(exc, (g_exc.ConnectionFailure, g_exc.UnknownConnectionError,
+                        g_exc.SSLError, ksa_exc.ConnectFailure,
+                        ksa_exc.UnknownConnectionError, ksa_exc.SSLError,
                         ksa_exc.DiscoveryFailure)):
-        return Unavailable('Gnocchi is unreachable (%s): the numbers cannot '
-                           'be shown now; try again later.'
-                           % type(exc).__name__)
-    if isinstance(exc, ksa_exc.RequestTimeout):
-        return Unavailable('Gnocchi did not answer in time: try again '
-                           'later.')
+        return Unavailable('Gnocchi is unreachable: the numbers cannot be '
+                           'shown now; try again later.')
     if isinstance(exc, (g_exc.Unauthorized, ksa_exc.Unauthorized)):
         return Unavailable('Your login was refused by Keystone or Gnocchi: '
                            'log in again.')

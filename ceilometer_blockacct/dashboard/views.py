@@ -18,6 +18,7 @@ Gnocchi as the logged-in user (:mod:`.client`).  A disk Gnocchi refuses
 """
 
 import datetime
+import logging
 
 from django.conf import settings
 from django import urls
@@ -27,6 +28,8 @@ from horizon import views
 
 from ceilometer_blockacct.dashboard import client as gclient
 from ceilometer_blockacct.dashboard import data
+
+LOG = logging.getLogger(__name__)
 
 
 class _GnocchiView(views.HorizonTemplateView):
@@ -49,6 +52,9 @@ class _GnocchiView(views.HorizonTemplateView):
         known = gclient.explain(exc, settings, self.request.user)
         if known is None:
             raise exc
+        LOG.warning('Disk I/O panel: %(what)s for user %(user)s: %(exc)s',
+                    {'what': type(known).__name__, 'exc': exc,
+                     'user': self.request.user.id})
         if isinstance(known, gclient.Refused):
             self.status = 403
             context['refused'] = str(known)

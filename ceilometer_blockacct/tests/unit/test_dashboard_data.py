@@ -223,9 +223,15 @@ class TestErrors(testtools.TestCase):
         settings = types.SimpleNamespace(BLOCKACCT_GNOCCHI_REGION='r1')
         self.assertIsInstance(gclient.explain(g_exc.Forbidden(403)),
                               gclient.Refused)
-        unreachable = gclient.explain(ksa_exc.ConnectFailure('refused'))
-        self.assertIsInstance(unreachable, gclient.Unavailable)
-        self.assertIn('unreachable', str(unreachable))
+        # gnocchiclient's own connection errors, and keystoneauth's.
+        for exc in (g_exc.ConnectionFailure('refused'),
+                    ksa_exc.ConnectFailure('refused')):
+            unreachable = gclient.explain(exc)
+            self.assertIsInstance(unreachable, gclient.Unavailable)
+            self.assertEqual('Gnocchi is unreachable: the numbers cannot be '
+                             'shown now; try again later.', str(unreachable))
+        self.assertIn('in time', str(gclient.explain(
+            g_exc.ConnectionTimeout('slow'))))
         nowhere = gclient.explain(ksa_exc.EndpointNotFound(), settings)
         self.assertIn('region r1', str(nowhere))
         self.assertIsInstance(gclient.explain(g_exc.ClientException(502)),
