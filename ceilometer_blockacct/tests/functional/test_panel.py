@@ -26,6 +26,8 @@ Debian's Chromium, headless, driven by selenium through chromedriver.
   latency and queue depth show: its charts are screenshotted.
 - B sees only B's disk; B opening A's disk URL gets Gnocchi's refusal in
   words and no number.
+- B's page with Gnocchi down says so (HTTP 503); a customer with no disk
+  yet is told so.
 - The admin's view (Admin > Compute > Disk I/O) lists both.
 
 Screenshots and a report of the numbers read from the page go to
@@ -226,6 +228,7 @@ class TestPanel(testtools.TestCase):
         started = time.monotonic()
         self.check_customer_a(driver, qmp['a'])
         self.check_customer_b(driver, qmp['b'])
+        self.check_customer_without_disks(driver)
         self.check_admin(driver)
         self.report['seconds']['browser'] = round(
             time.monotonic() - started, 1)
@@ -329,6 +332,15 @@ class TestPanel(testtools.TestCase):
         self.assertEqual((503, 'Gnocchi is unreachable: the numbers cannot '
                           'be shown now; try again later.'), (status, error))
         self.report['B, Gnocchi down'] = 'HTTP %d: %s' % (status, error)
+
+    def check_customer_without_disks(self, driver):
+        """A project with no disk measured yet: said in words."""
+        self.login(driver, self.tenants.keystone.customer('c'))
+        self.assertEqual({}, self.listed(driver))
+        empty = self.wait(driver, '#blockacct-no-disks').text
+        self.assertTrue(empty.startswith('No disk has been measured in '
+                                         'this project yet'), empty)
+        self.report['C, no disk yet'] = empty
 
     def check_admin(self, driver):
         t = self.tenants
