@@ -35,6 +35,7 @@ import time
 from benchmarks.bench_chain import analyse
 from benchmarks.bench_chain import apiprofile
 from benchmarks.bench_chain import procs
+from ceilometer_blockacct.gnocchi import values
 from ceilometer_blockacct import meters
 from ceilometer_blockacct.tests.functional.fixtures import ceilometer_agents
 from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
@@ -159,8 +160,9 @@ class Chain:
                                .proc.pid),
             'notification': session(
                 agents._services['ceilometer-notification'].proc.pid),
-            'rabbitmq': procs.by_cmdline(
-                '-sname %s' % self.rabbit.node.split('@')[0]),
+            # NOTE: the Erlang VM's command line names its home, under
+            # the fixture's directory (not its node name).
+            'rabbitmq': procs.by_cmdline('-home %s/' % self.rabbit.root),
             'gnocchi-api': session(svc['gnocchi-api'].proc.pid),
             'metricd': session(svc['gnocchi-metricd'].proc.pid),
             'postgresql': session(
@@ -178,7 +180,7 @@ class Chain:
         synthetic = vms - real
         names = side_meters(side)
         point_dir = tempfile.mkdtemp(prefix='%s-%ds-%d-' % (
-            side, interval, vms), dir=self.tmp)
+            side.replace('/', '-'), interval, vms), dir=self.tmp)
         counts = os.path.join(point_dir, 'counts')
         spec = os.path.join(point_dir, 'spec.json')
         with open(spec, 'w') as f:
@@ -278,7 +280,8 @@ class Chain:
             ap = client.metric.get(metric_id)['archive_policy']
             if ap['name'] not in cache:
                 cache[ap['name']] = (
-                    [(d['granularity'], d['timespan'])
+                    [(values.to_seconds(d['granularity']),
+                      values.to_seconds(d['timespan']))
                      for d in ap['definition']],
                     len(ap['aggregation_methods']))
             policies.append(cache[ap['name']])
