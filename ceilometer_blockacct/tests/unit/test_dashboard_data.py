@@ -216,6 +216,20 @@ class TestFetch(testtools.TestCase):
              ('measures', 'm-r', 'sum', 60, at(0).isoformat())],
             sorted(c for c in gnocchi.calls if c[0] == 'measures'))
 
+    def test_an_error_raises(self):
+        resource = disk('d1', 'i1', 'vda', 'pa', metrics={
+            data.requests_meter('read'): 'm-r',
+            data.requests_meter('write'): 'm-w'})
+        gnocchi = FakeGnocchi({})
+
+        def refuse(metric_id, **kwargs):
+            if metric_id == 'm-w':
+                raise g_exc.Forbidden(403)
+            return []
+        gnocchi.metric.get_measures = refuse
+        self.assertRaises(g_exc.Forbidden, data.fetch_measures, gnocchi,
+                          resource, data.RANGES['hour'], at(3600))
+
 
 class TestErrors(testtools.TestCase):
 
