@@ -82,6 +82,9 @@ def parse_args(argv):
                         '(default 4)')
     p.add_argument('--warmup', type=float, default=5,
                    help='seconds after the first cycle before the window')
+    p.add_argument('--idle-seconds', type=float, default=30,
+                   help="seconds measuring the services' CPU with no agent "
+                        'running, subtracted from every point')
     p.add_argument('--backlog-every', type=float, default=5,
                    help="seconds between reads of Gnocchi's backlog")
     p.add_argument('--processing-delay', type=int, default=5,
