@@ -121,6 +121,12 @@ def _parser():
                              'authenticates with a Keystone of its own, '
                              'the guest belongs to a customer; basic: '
                              "Gnocchi's basic auth, no Keystone")
+    parser.add_argument('--panel', action='store_true',
+                        help="also start Horizon with the Disk I/O panel "
+                             "(doc/panel.rst) on loopback, print its URL "
+                             "and the customer's login, and keep "
+                             'everything up after the report until Ctrl-C '
+                             '(needs --auth keystone)')
     parser.add_argument('--output-dir', default=OUTPUT_DIR,
                         help='where the plot and the logs go (default: '
                              '%(default)s)')
@@ -166,6 +172,9 @@ def run(args, say=_say):
             raise Interrupted(_signal_received[0]) from None
         raise
     try:
+        panel = None
+        if args.panel:
+            panel = _start_panel(aio, say)
         setup_seconds = time.monotonic() - started
         say('everything is up in %.1f s (%s)' % (setup_seconds, ', '.join(
             '%s %.1f s' % item for item in aio.timings.items())))
@@ -218,6 +227,12 @@ def run(args, say=_say):
         png = os.path.join(out_dir, 'allinone.png')
         report.plot(client, aio, png)
         say('plot: %s' % png)
+        if panel is not None:
+            _show_panel(aio, panel, say)
+            while True:
+                # NOTE: until ^C or SIGTERM (Interrupted), which stop
+                # everything in the finally below.
+                time.sleep(3600)
         return EXIT_OK
     except services.StackStartError as exc:
         say('FAILED: %s' % exc)
@@ -230,8 +245,33 @@ def run(args, say=_say):
             time.monotonic() - stop, os.path.join(out_dir, 'logs')))
 
 
+def _start_panel(aio, say):
+    """Horizon with the panel on the all-in-one's Keystone and Gnocchi."""
+    from ceilometer_blockacct.tests.functional.fixtures import horizon
+
+    started = time.monotonic()
+    panel = aio.useFixture(horizon.Horizon(aio.keystone, aio.stack.region))
+    say('Horizon with the Disk I/O panel up in %.1f s: %s'
+        % (time.monotonic() - started, panel.url))
+    return panel
+
+
+def _show_panel(aio, panel, say):
+    say('Disk I/O panel: %s/project/disk_io/ -- log in (domain Default) as '
+        '%s, password %s, to see that customer\'s disks; as %s, password '
+        '%s, for a customer who owns nothing; or as admin, password %s, '
+        'for Admin > Compute > Disk I/O' % (
+            panel.url, aio.customer.username, aio.customer.password,
+            aio.other.username, aio.other.password,
+            aio.keystone.admin.password))
+    say('everything stays up until Ctrl-C')
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
+    if args.panel and args.auth != 'keystone':
+        _parser().error('--panel needs --auth keystone (Horizon logs in '
+                        'with Keystone)')
     if os.geteuid() != 0:
         print('all-in-one: run as root (private libvirtd, RabbitMQ, '
               "PostgreSQL's own user)", file=sys.stderr)
