@@ -173,6 +173,25 @@ class RoundTrip(fixtures.Fixture):
     def rid(self, target):
         return '%s-%s' % (self.guest.uuid, target)
 
+    def unusable(self):
+        """Why this run cannot test the 1 s model (None: it can).
+
+        Each poll must fall in one 1 s bucket, and the guest must still
+        do I/O across the planned gap: a loaded machine can delay polls
+        beyond both.
+        """
+        for n, poll in enumerate(self.polls):
+            if len({int(t) for t in poll.stamps.values()}) != 1:
+                return 'poll %d straddles two 1 s buckets' % n
+        if self.gap is None or len(self.polls) <= self.gap:
+            return 'no poll after the gap'
+        for target, name in COUNTERS_1S:
+            key = (self.rid(target), name)
+            if (self.polls[self.gap].values[key]
+                    == self.polls[self.gap - 1].values[key]):
+                return 'no I/O of %s on %s in the gap' % (name, target)
+        return None
+
     def _poll_all(self, end):
         slot = math.ceil(time.time()) + SLOT_OFFSET
         deadline = end + EXTRA_SECONDS
@@ -246,8 +265,15 @@ class TestRoundTrip(testtools.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.trip = RoundTrip()
-        cls.trip.setUp()
+        # NOTE: one more run when a loaded machine made polls too late for
+        # the 1 s model (RoundTrip.unusable); the tests still check it.
+        for attempt in (1, 2):
+            cls.trip = RoundTrip()
+            cls.trip.setUp()
+            why = cls.trip.unusable()
+            if why is None or attempt == 2:
+                break
+            cls.trip.cleanUp()
 
     @classmethod
     def tearDownClass(cls):
