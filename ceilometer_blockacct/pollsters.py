@@ -30,14 +30,18 @@ from ceilometer_blockacct import state as state_mod
 LOG = log.getLogger(__name__)
 
 
-class BlockAcctPollster(plugin_base.PollsterBase):
-    """Base of every generated pollster; ``meter`` is its table row."""
-
-    meter = None
+class _LocalInstancesPollster(plugin_base.PollsterBase):
+    """What every pollster of ours polls: this host's instances."""
 
     @property
     def default_discovery(self):
         return 'local_instances'
+
+
+class BlockAcctPollster(_LocalInstancesPollster):
+    """Base of every generated pollster; ``meter`` is its table row."""
+
+    meter = None
 
     def setup_environment(self):
         super().setup_environment()
@@ -146,7 +150,7 @@ for _meter in meters.METERS:
 del _meter
 
 
-class ProfilePollster(plugin_base.PollsterBase):
+class ProfilePollster(_LocalInstancesPollster):
     """Every meter of one profile (:data:`meters.PROFILES`) in one pollster.
 
     ceilometer-polling sends each pollster's samples of a cycle in messages
@@ -159,10 +163,6 @@ class ProfilePollster(plugin_base.PollsterBase):
     """
 
     profile = None
-
-    @property
-    def default_discovery(self):
-        return 'local_instances'
 
     def setup_environment(self):
         super().setup_environment()

@@ -52,8 +52,8 @@ def own_disks(store):
     disks = set()
     for meter in meters.METERS:
         if meter.kind == meters.KIND_DELTA:
-            baselines, _ok = store.load(meter.name)
-            disks.update(baselines)
+            # NOTE: store.meter loads once and keeps them for the pollsters.
+            disks.update(store.meter(meter.name).baselines)
     return sorted(disks)
 
 
@@ -67,8 +67,11 @@ def last_saved(path):
     for name in (path, path + '-wal'):
         try:
             times.append(os.stat(name).st_mtime)
-        except OSError:
-            pass
+        except FileNotFoundError:
+            continue        # no state yet, or no -wal file: normal
+        except OSError as e:
+            LOG.warning('Cannot tell when %s was last written (%s): no '
+                        'repair after restart from it', name, e)
     return max(times) if times else None
 
 

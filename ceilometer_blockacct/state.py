@@ -109,12 +109,18 @@ class StateStore:
         disks count as new).
         """
         with self._lock:
-            try:
-                boot, ns = json.loads(self._db.meta(key) or 'null')
-                if isinstance(boot, str) and isinstance(ns, int):
-                    return boot, ns
-            except (TypeError, ValueError):
-                pass
+            raw = self._db.meta(key)
+            if raw is not None:
+                try:
+                    boot, ns = json.loads(raw)
+                    if isinstance(boot, str) and isinstance(ns, int):
+                        return boot, ns
+                except (TypeError, ValueError):
+                    pass    # logged below
+                LOG.warning('%(key)s in %(path)s is malformed (%(raw).80r): '
+                            'replaced by now', {'key': key,
+                                                'path': self.path,
+                                                'raw': raw})
             mark = self._now_mark()
             self._write(lambda: self._db.set_meta(key, mark))
             return tuple(json.loads(mark))

@@ -13,7 +13,6 @@
 
 import fnmatch
 import importlib.metadata
-import io
 import os
 
 from ceilometer import service
@@ -28,6 +27,7 @@ from ceilometer_blockacct import cycle
 from ceilometer_blockacct.gnocchi import resources
 from ceilometer_blockacct import meters
 from ceilometer_blockacct import opts
+from ceilometer_blockacct.tests.unit import test_cli
 from ceilometer_blockacct.tests.unit import test_pollsters
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -204,14 +204,7 @@ class TestProfilePollster(testtools.TestCase):
         self.assertEqual([4096], got)
 
 
-class CommandTestCase(testtools.TestCase):
-
-    def setUp(self):
-        super().setUp()
-        self.stdout = self.useFixture(fixtures.MonkeyPatch(
-            'sys.stdout', io.StringIO())).new_value
-        self.stderr = self.useFixture(fixtures.MonkeyPatch(
-            'sys.stderr', io.StringIO())).new_value
+class CommandTestCase(test_cli.CliTestCase):
 
     def run_command(self, *argv):
         self.stdout.truncate(0)
