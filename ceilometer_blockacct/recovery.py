@@ -23,7 +23,8 @@ baselines of), from a little before its previous process last saved
 them: it waits ``repair_delay`` seconds (its first polls heal the
 cumulative meters, and a difference must have held for the audit's
 settle time), audits, posts what is missing, and tries again while a
-difference is still moving.  Whatever it cannot place it logs as an
+difference is still moving or has no exact end yet (a disk busy at every
+poll).  Whatever it cannot place it logs as an
 ERROR with the amount.  Nothing here ever stops polling.
 """
 
@@ -99,6 +100,7 @@ class Recovery:
         self.make_client = make_client
         self.sleep = sleep
         self.results = []
+        self.posted = 0
         self.done = threading.Event()
 
     @classmethod
@@ -125,12 +127,12 @@ class Recovery:
             client = self.make_client(self.conf)
             for attempt in range(1, ATTEMPTS + 1):
                 self.results = self.attempt(client)
-                moving = [r for r in self.results
-                          if r.status == balance.UNSETTLED]
-                if not moving or attempt == ATTEMPTS:
+                self.report_posted(self.results)
+                if attempt == ATTEMPTS or not any(
+                        waiting(r) for r in self.results):
                     break
                 self.sleep(self.conf.blockacct.repair_delay)
-            self.report(self.results)
+            self.report_left(self.results)
         except Exception as e:  # noqa: a repair never stops the agent
             LOG.error('Repair after restart failed (%s: %s): deltas lost by '
                       'the previous agent process, if any, are not posted; '
@@ -143,26 +145,51 @@ class Recovery:
         return auditor.repair_disks(client, self.disks,
                                     self.since - MARGIN)
 
-    def report(self, results):
-        """Log what was posted (WARNING) and what is left (ERROR)."""
-        posted = 0
+    def report_posted(self, results):
+        """Log what an attempt posted (WARNING)."""
         for r in results:
             if r.repaired:
-                posted += 1
+                self.posted += 1
                 LOG.warning('Repair after restart: posted %(n)d to '
                             '%(meter)s of %(disk)s (lost by the previous '
                             'agent process between its save and its send)',
                             {'n': r.repaired, 'meter': r.pair.delta,
                              'disk': r.resource_id})
-            if r.left:
+
+    def report_left(self, results):
+        """Log what the last attempt left (ERROR), and a summary."""
+        for r in results:
+            if r.left > 0:
                 LOG.error('Repair after restart: %(meter)s of %(disk)s is '
-                          '%(n)d %(what)s (%(status)s%(notes)s)',
+                          '%(n)d short (%(status)s%(notes)s)',
                           {'meter': r.pair.delta, 'disk': r.resource_id,
-                           'n': abs(r.left),
-                           'what': 'short' if r.left > 0 else 'over',
-                           'status': r.status,
+                           'n': r.left, 'status': r.status,
                            'notes': ': ' + '; '.join(r.notes)
                            if r.notes else ''})
+            elif r.left < 0:
+                # NOTE: a repair posted late (at the time of its run) for
+                # a loss before this range shows as a surplus in it.
+                LOG.error('Repair after restart: %(meter)s of %(disk)s is '
+                          '%(n)d over from %(start)s (surplus: billed '
+                          'twice, or a repair posted late for a loss '
+                          'before then; run "ceilometer-blockacct audit '
+                          '--start=<earlier>" to tell)',
+                          {'meter': r.pair.delta, 'disk': r.resource_id,
+                           'n': -r.left,
+                           'start': timeline.iso(self.since - MARGIN)})
         LOG.info('Repair after restart: %d disk(s) audited from %s, %d '
                  'meter(s) repaired', len(self.disks),
-                 timeline.iso(self.since - MARGIN), posted)
+                 timeline.iso(self.since - MARGIN), self.posted)
+
+
+def waiting(result):
+    """Whether a later attempt may place what ``result`` misses.
+
+    A difference still moving, or one whose range has no moment without
+    a poll on its way at an end yet (a disk busy at every poll until now):
+    the next attempt audits up to a later time.
+    """
+    if result.status == balance.UNSETTLED:
+        return True
+    return result.left > 0 and result.balance is not None and (
+        result.balance.exact is None)

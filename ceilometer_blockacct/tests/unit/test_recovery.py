@@ -116,9 +116,31 @@ class TestRun(testtools.TestCase):
         self.assertEqual([42.0] * recovery.ATTEMPTS, self.slept)
         self.assertIn('i-1-vda is 7 short (unsettled)', self.log.output)
 
+    def test_tries_again_while_a_busy_disk_has_no_exact_end(self):
+        busy = result(7, status=balance_mod.NO_REPAIR)
+        busy.balance.exact = None
+        placed = result(7, repaired=7)
+        done = result(0)
+        repair = self.run_with([busy], [placed], [done])
+        self.assertEqual(2, repair.call_count)
+        self.assertEqual([42.0, 42.0], self.slept)
+        self.assertIn('posted 7 to %s of i-1-vda' % DELTA, self.log.output)
+        self.assertNotIn('ERROR', self.log.output)
+        self.assertIn('1 meter(s) repaired', self.log.output)
+
+    def test_what_each_attempt_posted_is_logged(self):
+        first = [result(5, repaired=5),
+                 result(7, status=balance_mod.UNSETTLED)]
+        second = [result(0), result(7, repaired=7)]
+        self.run_with(first, second)
+        self.assertIn('posted 5 to', self.log.output)
+        self.assertIn('posted 7 to', self.log.output)
+        self.assertIn('2 meter(s) repaired', self.log.output)
+
     def test_what_it_cannot_place_is_an_error_with_the_amount(self):
         self.run_with([result(-12)])
-        self.assertIn('is 12 over', self.log.output)
+        self.assertIn('is 12 over from', self.log.output)
+        self.assertIn('a repair posted late', self.log.output)
 
     def test_a_failure_is_one_error_naming_the_command(self):
         def broken(conf):
