@@ -149,22 +149,6 @@ class TestCloudKittyRating(testtools.TestCase):
         self.publisher = self.useFixture(publish.GnocchiPublisher(
             self.gnocchi.ceilometer_config_file))
 
-    def configure_hashmap(self, since):
-        """Hashmap: one service per metric, one flat mapping each."""
-        self.ck.api('PUT', '/v1/rating/modules/hashmap', json={
-            'module_id': 'hashmap', 'enabled': True, 'priority': 1})
-        for name, cost in PRICES.items():
-            service = self.ck.api(
-                'POST', '/v1/rating/module_config/hashmap/services',
-                json={'name': name})
-            # NOTE: a mapping applies from its start (default: now); the
-            # periods rated here are in the past, which needs force.
-            self.ck.api(
-                'POST', '/v1/rating/module_config/hashmap/mappings',
-                params={'force': 'true'},
-                json={'service_id': service['service_id'], 'cost': cost,
-                      'type': 'flat', 'start': since})
-
     def poll_and_publish(self, agent, k):
         """Poll; publish the samples stamped in the k-th minute."""
         samples = agent.poll()
@@ -185,38 +169,11 @@ class TestCloudKittyRating(testtools.TestCase):
                 for t in TARGETS}
 
     def wait_processed(self, scope, last, timeout=120):
-        def rated():
-            states = self.ck.api('GET', '/v2/scope',
-                                 params={'scope_id': scope})['results']
-            done = states[0]['last_processed_timestamp']
-            return done and datetime.datetime.fromisoformat(done) >= last
         services.wait_until(
-            rated, 'CloudKitty rating up to %s' % last, timeout,
+            lambda: self.ck.processed_up_to(scope) >= last.timestamp(),
+            'CloudKitty rating up to %s' % last, timeout,
             alive=self.ck.check_alive, interval=1,
             explain=lambda: self.ck.log_tail('cloudkitty-processor', 30))
-
-    def rated(self, begin, end, limit=1000):
-        """{(period start, type, instance, dev): (qty, price)}, v2 API.
-
-        NOTE: the groupby ``id`` is Gnocchi's resource id, a UUID5 of the
-        ``<instance>-<dev>`` Ceilometer sends; ``instance_id`` and ``name``
-        are the readable pair.
-        """
-        page = self.ck.api('GET', '/v2/dataframes', params={
-            'begin': _iso(begin), 'end': _iso(end), 'limit': limit})
-        self.assertLess(page['total'], limit)
-        out = {}
-        for frame in page['dataframes']:
-            start = datetime.datetime.fromisoformat(
-                frame['period']['begin']).timestamp()
-            for type_, points in frame['usage'].items():
-                for p in points:
-                    g = p['groupby']
-                    key = (int(start), type_, g['instance_id'], g['name'])
-                    self.assertNotIn(key, out)
-                    out[key] = (decimal.Decimal(str(p['vol']['qty'])),
-                                decimal.Decimal(str(p['rating']['price'])))
-        return out
 
     def test_rated_quantities_and_prices_are_the_workload(self):
         self.base = None
@@ -276,19 +233,14 @@ class TestCloudKittyRating(testtools.TestCase):
 
         project = self.guest.nova.project_id
         since = _iso(base - 3600)
-        self.configure_hashmap(since)
-        self.ck.api('POST', '/v2/scope', json={
-            'scope_id': project, 'scope_key': 'project_id',
-            'fetcher': 'keystone', 'collector': 'gnocchi',
-            'last_processed_timestamp': _iso(base - PERIOD),
-            'active': True})
-        self.ck.rate_project(project)
+        self.ck.price(PRICES, since)
+        self.ck.add_scope(project, _iso(base - PERIOD))
         self.ck.start_processor()
         last = datetime.datetime.fromtimestamp(minutes[-1],
                                                datetime.timezone.utc)
         deadline = last.timestamp() + 4 * PERIOD
         self.wait_processed(project, last, timeout=deadline - time.time())
-        rated = self.rated(base, base + 4 * PERIOD)
+        rated = self.ck.rated(_iso(base), _iso(base + 4 * PERIOD))
 
         # Every delta meter, every disk, every period: CloudKitty's
         # quantity is what was published, its price quantity x price.

@@ -252,25 +252,10 @@ class TestTenants(testtools.TestCase):
             f.write(cloudkitty.dump_metrics_config(config))
         ck = self.useFixture(cloudkitty_stack.CloudKittyStack(
             self.stack, path, period=PERIOD, wait_periods=1))
-        ck.api('PUT', '/v1/rating/modules/hashmap', json={
-            'module_id': 'hashmap', 'enabled': True, 'priority': 1})
-        since = _iso(time.time() - 3600)
-        for name, cost in PRICES.items():
-            service = ck.api('POST',
-                             '/v1/rating/module_config/hashmap/services',
-                             json={'name': name})
-            ck.api('POST', '/v1/rating/module_config/hashmap/mappings',
-                   params={'force': 'true'},
-                   json={'service_id': service['service_id'], 'cost': cost,
-                         'type': 'flat', 'start': since})
+        ck.price(PRICES, _iso(time.time() - 3600))
         start = (int(time.time()) // PERIOD + 1) * PERIOD
         for who in self.customers.values():
-            ck.api('POST', '/v2/scope', json={
-                'scope_id': who.project_id, 'scope_key': 'project_id',
-                'fetcher': 'keystone', 'collector': 'gnocchi',
-                'last_processed_timestamp': _iso(start - PERIOD),
-                'active': True})
-            ck.rate_project(who.project_id)
+            ck.add_scope(who.project_id, _iso(start - PERIOD))
         ck.start_processor()
         return ck
 
@@ -278,7 +263,7 @@ class TestTenants(testtools.TestCase):
         last = (int(stopped) // PERIOD + 1) * PERIOD
         for who in self.customers.values():
             services.wait_until(
-                lambda: self.processed(ck, who.project_id) >= last,
+                lambda: ck.processed_up_to(who.project_id) >= last,
                 'CloudKitty rating %s up to %s' % (who.project_name,
                                                    _iso(last)),
                 last + 3 * PERIOD - time.time(), alive=ck.check_alive,
@@ -318,13 +303,6 @@ class TestTenants(testtools.TestCase):
                     who.project_id]]} for who in self.customers.values()}
         report['A asks CloudKitty v1 for B'] = '%d %s' % (
             other.status_code, other.text.strip()[:200])
-
-    @staticmethod
-    def processed(ck, scope):
-        state = ck.api('GET', '/v2/scope', params={'scope_id': scope})
-        done = state['results'][0]['last_processed_timestamp']
-        return datetime.datetime.fromisoformat(done).timestamp() if done \
-            else 0
 
     @staticmethod
     def summary(ck, account, params):
