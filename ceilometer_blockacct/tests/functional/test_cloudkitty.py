@@ -121,9 +121,7 @@ def workload(target):
     return want
 
 
-def _iso(ts):
-    return datetime.datetime.fromtimestamp(
-        ts, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S+00:00')
+_iso = services.iso
 
 
 class TestCloudKittyRating(testtools.TestCase):

@@ -41,7 +41,6 @@ import logging
 import math
 import os
 import shlex
-import subprocess
 import sys
 import time
 
@@ -55,6 +54,7 @@ from ceilometer_blockacct.tests.functional import agent as agent_mod
 from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
 from ceilometer_blockacct.tests.functional.fixtures import guest as guest_mod
 from ceilometer_blockacct.tests.functional.fixtures import libvirt_host
+from ceilometer_blockacct.tests.functional.fixtures import services
 from ceilometer_blockacct.tests.functional import publish
 
 BIN = os.path.dirname(os.path.abspath(sys.executable))
@@ -242,13 +242,7 @@ class RoundTrip(fixtures.Fixture):
         return want[meters.BY_NAME[name].source]
 
 
-def _run(argv, env=None):
-    result = subprocess.run(argv, capture_output=True, text=True, env=env,
-                            timeout=120)
-    if result.returncode != 0:
-        raise AssertionError('%s failed (%s): %s' % (
-            ' '.join(argv), result.returncode, result.stderr[-2000:]))
-    return result.stdout
+_run = services.run_checked
 
 
 class TestRoundTrip(testtools.TestCase):

@@ -30,7 +30,6 @@ rates A and B as two scopes; with A's token its v2 summary narrows to A's
 project and its v1 total for B is refused.
 """
 
-import datetime
 import decimal
 import json
 import os
@@ -95,9 +94,7 @@ _Dumper.add_representer(str, lambda dumper, text: dumper.represent_scalar(
     'tag:yaml.org,2002:str', text, style='|' if '\n' in text else None))
 
 
-def _iso(ts):
-    return datetime.datetime.fromtimestamp(
-        ts, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S+00:00')
+_iso = services.iso
 
 
 class TestTenants(testtools.TestCase):

@@ -23,7 +23,6 @@ credentials the stack fixture gives.
 
 import json
 import os
-import subprocess
 import sys
 import uuid
 
@@ -36,18 +35,13 @@ from ceilometer_blockacct.tests.functional import agent as agent_mod
 from ceilometer_blockacct.tests.functional.fixtures import gnocchi_stack
 from ceilometer_blockacct.tests.functional.fixtures import libvirt_host
 from ceilometer_blockacct.tests.functional.fixtures import linux_guest as lg
+from ceilometer_blockacct.tests.functional.fixtures import services
 from ceilometer_blockacct.tests.functional import publish
 
 BIN = os.path.dirname(os.path.abspath(sys.executable))
 
 
-def _run(argv, env=None):
-    result = subprocess.run(argv, capture_output=True, text=True, env=env,
-                            timeout=120)
-    if result.returncode != 0:
-        raise AssertionError('%s failed (%s): %s' % (
-            ' '.join(argv), result.returncode, result.stderr[-2000:]))
-    return result.stdout
+_run = services.run_checked
 
 
 class TestVolumeIds(testtools.TestCase):
