@@ -33,7 +33,8 @@ whole run adds up, and CloudKitty rated, per period, disk and meter,
 exactly what Gnocchi holds, once.
 
 ``BLOCKACCT_FAULT_REPORT=DIR`` writes the fault matrix and the audit runs'
-output there (doc/reliability.rst quotes them).
+output there (doc/reliability.rst quotes them); ``BLOCKACCT_FAULTS=a,b``
+runs only the faults (and final checks) named.
 
 Run with ``tox -e faults`` (root); the README's test command runs it
 after the functional tests.
@@ -89,11 +90,10 @@ AGENT_REPAIR = re.compile(r'Repair after restart: posted (\d+) to (\S+) of '
                           r'(\S+) ')
 AGENT_REPAIR_DONE = 'Repair after restart: '
 # ceilometer.polling.manager's INFO lines around each pollster's run.
-POLLSTER_LOG = re.compile(r'(Finished p|P)olling pollster (\S+) in the '
-                          r'context of ')
-# Broker outages tried until a delta meter's pollster waits to send (each
-# pollster of a cycle is one of them about half of the time).
-CRASH_TRIES = 8
+POLLSTER_LOG = re.compile(r'(Finished polling|Polling) pollster (\S+) in '
+                          r'the context of ')
+# Broker outages tried until a delta meter's pollster waits to send.
+CRASH_TRIES = 3
 
 # QEMU's counter (query-blockstats) whose growth each delta meter bills:
 # written from QEMU's names, not taken from the plugin.
@@ -136,11 +136,22 @@ class _Agents(ceilometer_agents.CeilometerAgents):
     """The agents; upstream's disk meters kept with ``last``.
 
     A deployment that audits read/write bytes and requests maps them so
-    in its resources file (doc/reliability.rst).
+    in its resources file (doc/reliability.rst).  ``ceilometer-polling``
+    runs the pollsters of a cycle in threads of their own
+    (``[polling] threads_to_process_pollsters = 0``): with the broker
+    down every pollster of the cycle has saved its baselines and waits to
+    send, so the crash window loses every delta meter's poll, whatever
+    order the pollsters run in (one after the other, only the first
+    waits, and it may be a cumulative meter that loses nothing).
     """
 
     def _write_files(self):
         super()._write_files()
+        with open(self.config_file) as f:
+            text = f.read()
+        with open(self.config_file, 'w') as f:
+            f.write(text.replace('[polling]\n', '[polling]\n'
+                                 'threads_to_process_pollsters = 0\n', 1))
         with open(self.resources_file) as f:
             data = yaml.safe_load(f)
         for resource in data['resources']:
@@ -180,7 +191,8 @@ class Chain(services.ServiceFixture):
         self.agents = self.useFixture(_Agents(
             self.host.uri, self.rabbit.transport_url, self.stack,
             interval=POLL, meter_names=POLLED, rabbit=self.rabbit,
-            blockacct={'repair_delay': REPAIR_DELAY}))
+            blockacct={'repair_delay': REPAIR_DELAY},
+            keep_dir=bool(os.environ.get('BLOCKACCT_KEEP_AGENTS'))))
         self.ended = {t: dict.fromkeys(QMP_OF_DELTA.values(), 0)
                       for t in TARGETS}
         self.resources = services.wait_until(
@@ -238,8 +250,11 @@ class Chain(services.ServiceFixture):
             f.seek(offset)
             text = f.read()
         waiting = set()
-        for finished, name in POLLSTER_LOG.findall(text):
-            (waiting.discard if finished else waiting.add)(name)
+        for what, name in POLLSTER_LOG.findall(text):
+            if what == 'Polling':
+                waiting.add(name)
+            else:
+                waiting.discard(name)
         return waiting
 
     def agent_repairs(self, offset):
@@ -385,8 +400,15 @@ class FaultTestCase(testtools.TestCase):
         # NOTE: one test, so the faults run in this order whatever order
         # stestr picks, and one failure does not hide the others: each
         # fault starts from a checkpoint of its own.
-        for name in self.FAULTS + ('whole_run_audited',
-                                   'cloudkitty_rated_what_gnocchi_billed'):
+        names = self.FAULTS + ('whole_run_audited',
+                               'cloudkitty_rated_what_gnocchi_billed')
+        # A developer's shortcut: BLOCKACCT_FAULTS=name,name runs those.
+        only = os.environ.get('BLOCKACCT_FAULTS')
+        if only:
+            unknown = set(only.split(',')) - set(names)
+            self.assertEqual(set(), unknown, 'BLOCKACCT_FAULTS: unknown')
+            names = [n for n in names if n in only.split(',')]
+        for name in names:
             self.fault = name
             try:
                 self.begin()
@@ -532,10 +554,10 @@ class FaultTestCase(testtools.TestCase):
         agents, rabbit = self.chain.agents, self.chain.rabbit
         self.run_guest()
         began = time.monotonic()
-        # NOTE: ceilometer-polling runs its pollsters one after the other
-        # and sends each one's samples when it is done: the first send
-        # after the broker went down waits, and only a delta meter's
-        # pollster waiting there has committed what is then lost.
+        # NOTE: each pollster sends its samples when it is done: with the
+        # broker down its send waits, and a delta meter's pollster waiting
+        # there has saved what is then lost (see _Agents).
+        seen = []
         for _attempt in range(CRASH_TRIES):
             log = self.chain.agents.log_path('polling')
             offset = os.path.getsize(log)
@@ -544,11 +566,15 @@ class FaultTestCase(testtools.TestCase):
             waiting = self.chain.waiting_pollsters(offset)
             if waiting & set(QMP_OF_DELTA):
                 break
+            seen.append(sorted(waiting))
+            with open(log, errors='replace') as f:
+                f.seek(offset)
+                seen.append(f.read()[-3000:])
             rabbit.start_app()
             time.sleep(2 * POLL)
         else:
-            self.fail('in %d outages no delta pollster waited to send'
-                      % CRASH_TRIES)
+            self.fail('in %d outages no delta pollster waited to send: %s'
+                      % (CRASH_TRIES, seen))
         agents.kill_agent('polling')
         rabbit.start_app()
         offset = self.chain.restart_polling()
