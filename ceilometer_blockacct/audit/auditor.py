@@ -137,7 +137,8 @@ class Auditor:
         lasts = self.measures.series(metrics[pair.cumulative], 'last', plan)
         sums = self.measures.series(metrics[pair.delta], 'sum', plan)
         result.balance = balance_mod.walk(balance_mod.merge(lasts, sums),
-                                          start, end, self.settle)
+                                          start, end, self.settle,
+                                          idle_only=pair.read_apart)
         if result.balance is None:
             result.notes.append('no value of %s before the end'
                                 % pair.cumulative)

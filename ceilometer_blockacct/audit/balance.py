@@ -192,23 +192,35 @@ class _Levels:
             if held.get(self.segs[k][1]) == most:
                 return self.segs[k][1]
 
-    def exact(self):
+    def exact(self, idle_only=False):
         """``[(moment, balance)]`` where no poll was on its way.
 
         A poll's two samples are stamped less than a bucket apart, so at
         the end of a bucket followed by an empty one, or by one where
         neither meter moved, no poll can have one sample on each side.
+
+        :param idle_only: the two meters come from two readings a moment
+            apart (:attr:`.pairs.Pair.read_apart`): while the disk is busy
+            they differ by what it did in between, so only a moment
+            followed by two buckets where neither meter moved (the disk
+            idle across a whole poll) is exact.
         """
         out = []
         for i, b in enumerate(self.buckets):
-            nxt = self.buckets[i + 1] if i + 1 < len(self.buckets) else None
+            after = self.buckets[i + 1:i + 3]
+            if idle_only:
+                if len(after) == 2 and not any(
+                        n.truth or n.billed for n in after):
+                    out.append((b.end, self.after[i]))
+                continue
+            nxt = after[0] if after else None
             if nxt is None or nxt.ts > b.end or (
                     nxt.truth == 0 and nxt.billed == 0):
                 out.append((b.end, self.after[i]))
         return out
 
 
-def walk(buckets, start, end, settle=DEFAULT_SETTLE):
+def walk(buckets, start, end, settle=DEFAULT_SETTLE, idle_only=False):
     """What a pair billed against what its counter grew, in a range.
 
     The running balance ``increase - billed`` moves for a bucket or two
@@ -222,6 +234,7 @@ def walk(buckets, start, end, settle=DEFAULT_SETTLE):
 
     :param buckets: :func:`merge`'s buckets, from before ``start`` (the
         lead-in) to ``end``.
+    :param idle_only: see :meth:`_Levels.exact`.
     :returns: a :class:`Balance`, or None when the counter has no value
         before ``end`` (nothing to compare with).
     """
@@ -259,7 +272,7 @@ def walk(buckets, start, end, settle=DEFAULT_SETTLE):
                      if segs[i][1] == current), since)
         windows.append(_window(buckets, segs[min(left, len(segs) - 1)][0],
                                end, lv.last - current, False))
-    exact = [(t, v) for t, v in lv.exact() if t <= end - settle]
+    exact = [(t, v) for t, v in lv.exact(idle_only) if t <= end - settle]
     # NOTE: from a disk's first value on only (its first delta has no
     # increase to match); else the last exact moment before the range.
     before = [m for m in exact if m[0] <= begin and not inside]

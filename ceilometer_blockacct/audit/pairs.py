@@ -37,6 +37,16 @@ class Pair:
     def quantity(self):
         return meters.COUNTERS[self.counter].quantity
 
+    @property
+    def read_apart(self):
+        """Whether the two meters come from two readings of the counter.
+
+        Ours share one reading per cycle; upstream's pollsters read the
+        counter again, a moment apart: while the disk is busy the two
+        differ by what it did in between.
+        """
+        return self.cumulative in UPSTREAM_CUMULATIVE.values()
+
 
 def pairs(mapped=None):
     """Every (delta, cumulative) pair of the meter table.

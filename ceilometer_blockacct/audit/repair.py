@@ -52,7 +52,9 @@ def plan_repairs(balance, refused=(), settle=balance_mod.DEFAULT_SETTLE):
         return [], notes
     if balance.exact is None:
         notes.append('no moment without a poll on its way at both ends of '
-                     'the range (a disk busy at every poll): not repaired')
+                     'the range (a disk busy at every poll; with upstream\'s '
+                     'cumulative meter, read apart from ours, a disk idle '
+                     'across a poll): not repaired')
         return [], notes
     budget = min(balance.net, balance.settled_net)
     if budget < balance.net:

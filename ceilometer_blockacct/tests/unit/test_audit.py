@@ -332,7 +332,9 @@ class TestRepairs(testtools.TestCase):
         self.assertEqual((7, None), (balance.net, balance.exact))
         self.assertEqual(([], ['no moment without a poll on its way at '
                                'both ends of the range (a disk busy at '
-                               'every poll): not repaired']),
+                               "every poll; with upstream's cumulative "
+                               'meter, read apart from ours, a disk idle '
+                               'across a poll): not repaired']),
                          repair.plan_repairs(balance))
         # Once it idles, it adds up.
         idle = polls(IDLE * 2, start=T0 + 109.9, skew=0.2,
@@ -448,3 +450,57 @@ class TestCommand(testtools.TestCase):
             [('uuid-vdb', pair.delta, pair.cumulative, '', timeline.iso(END),
               None, None, None, 'unaudited', 0, 'no last')],
             cmd_audit.rows([unaudited], END))
+
+
+def read_apart(lag=0.25, rate=10, busy=(T0 + 20, T0 + 80), interval=2.0):
+    """Polls whose counter is upstream's reading, ``lag`` s after ours.
+
+    The disk counts ``rate`` a second while ``busy``: the cumulative meter
+    (upstream's pollster) is ahead of our delta by what it did in ``lag``.
+    """
+    def counter(x):
+        return 1000 + int(rate * min(max(x - busy[0], 0), busy[1] - busy[0]))
+    out, t, ours = [], T0 + 1.5, None
+    while t < END - 2:
+        now = counter(t)
+        delta = 0 if ours is None else now - ours
+        ours = now
+        out.append((t + lag, counter(t + lag), t + 0.1, delta))
+        t += interval
+    return out
+
+
+class TestReadApart(testtools.TestCase):
+    """Upstream's cumulative meters are read apart from our deltas."""
+
+    def walk(self, buckets, end, idle_only):
+        return balance_mod.walk(buckets, T0 + 4, end, settle=10,
+                                idle_only=idle_only)
+
+    def test_the_pairs_read_apart_are_upstreams(self):
+        apart = {p.cumulative for p in pairs.pairs() if p.read_apart}
+        self.assertEqual(set(pairs.UPSTREAM_CUMULATIVE.values()), apart)
+
+    def test_busy_disk_is_no_loss_to_repair(self):
+        # Nothing lost: while busy the counter is 2 ahead of the deltas.
+        buckets = gnocchi_buckets(read_apart())
+        hazard = self.walk(buckets, T0 + 70, idle_only=False)
+        # Taken for exact, the gap would be "repaired": billed twice.
+        self.assertEqual([2], [r.amount for r in
+                               repair.plan_repairs(hazard)[0]])
+        balance = self.walk(buckets, T0 + 70, idle_only=True)
+        self.assertIsNone(balance.exact)
+        self.assertEqual([], repair.plan_repairs(balance)[0])
+        # Once the disk idles, the range adds up.
+        self.assertEqual(0, self.walk(buckets, END, idle_only=True).net)
+
+    def test_a_loss_is_repaired_once_the_disk_idles(self):
+        history = read_apart()
+        lost = history[20][3]
+        balance = self.walk(gnocchi_buckets(history, drop_deltas={20}), END,
+                            idle_only=True)
+        self.assertEqual(20, lost)
+        self.assertEqual(lost, balance.net)
+        self.assertIsNotNone(balance.exact)
+        self.assertEqual([lost], [r.amount for r in
+                                  repair.plan_repairs(balance)[0]])
