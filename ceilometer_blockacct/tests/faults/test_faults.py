@@ -588,6 +588,7 @@ class FaultTestCase(testtools.TestCase):
         billed = self.chain.billed()
         code, rows, err = self.audit('--start=%s' % iso(self.started - 5),
                                      '--repair')
+        _write('audit-second-repair.json', json.dumps(rows, indent=1))
         self.assertEqual(0, code, err)
         self.assertEqual([], [r for r in _totals(rows) if r['Repaired']])
         self.assertEqual(billed, self.chain.billed())
