@@ -111,12 +111,9 @@ class StateStore:
         with self._lock:
             raw = self._db.meta(key)
             if raw is not None:
-                try:
-                    boot, ns = json.loads(raw)
-                    if isinstance(boot, str) and isinstance(ns, int):
-                        return boot, ns
-                except (TypeError, ValueError):
-                    pass    # logged below
+                mark = _parse_mark(raw)
+                if mark is not None:
+                    return mark
                 LOG.warning('%(key)s in %(path)s is malformed (%(raw).80r): '
                             'replaced by now', {'key': key,
                                                 'path': self.path,
@@ -301,3 +298,14 @@ class StateStore:
         if getattr(self, '_lockfile', None) is not None:
             os.close(self._lockfile)
             self._lockfile = None
+
+
+def _parse_mark(raw):
+    """``(boot id, boottime ns)`` from a stored mark, None if malformed."""
+    try:
+        boot, ns = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(boot, str) and isinstance(ns, int):
+        return boot, ns
+    return None

@@ -124,6 +124,8 @@ class Balance:
     exact: tuple = None
     # Change of the settled level (see :func:`walk`).
     settled_net: int = 0
+    # Exact moments were only those where the disk idled across a poll.
+    idle_only: bool = False
 
     @property
     def status(self):
@@ -290,7 +292,7 @@ def walk(buckets, start, end, settle=DEFAULT_SETTLE, idle_only=False):
     in_range = [b for b in buckets if begin <= b.ts < end]
     return Balance(begin, end, sum(b.truth for b in in_range),
                    sum(b.billed for b in in_range), tuple(windows), net,
-                   moments, settled_net)
+                   moments, settled_net, idle_only)
 
 
 def _window(buckets, start, end, difference, settled):

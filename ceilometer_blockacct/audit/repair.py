@@ -51,10 +51,11 @@ def plan_repairs(balance, refused=(), settle=balance_mod.DEFAULT_SETTLE):
     if balance.net <= 0 and balance.settled_net <= 0:
         return [], notes
     if balance.exact is None:
+        why = ('no poll with the disk idle: upstream\'s cumulative meter '
+               'is read apart from ours' if balance.idle_only
+               else 'a disk busy at every poll')
         notes.append('no moment without a poll on its way at both ends of '
-                     'the range (a disk busy at every poll; with upstream\'s '
-                     'cumulative meter, read apart from ours, a disk idle '
-                     'across a poll): not repaired')
+                     'the range (%s): not repaired' % why)
         return [], notes
     budget = min(balance.net, balance.settled_net)
     if budget < balance.net:

@@ -234,10 +234,20 @@ class Chain(services.ServiceFixture):
         for part in (self.stack, self.rabbit, self.agents):
             part.check_alive()
 
+    def polling_log_offset(self):
+        """Where the polling agent's log ends now (0: no log yet)."""
+        log = self.agents.log_path('polling')
+        return os.path.getsize(log) if os.path.exists(log) else 0
+
+    def polling_log_since(self, offset):
+        """The polling agent's log after ``offset``."""
+        with open(self.agents.log_path('polling'), errors='replace') as f:
+            f.seek(offset)
+            return f.read()
+
     def restart_polling(self, **kwargs):
         """Start ceilometer-polling again; its log's offset before."""
-        log = self.agents.log_path('polling')
-        offset = os.path.getsize(log) if os.path.exists(log) else 0
+        offset = self.polling_log_offset()
         self.agents.start_agent('polling', **kwargs)
         return offset
 
@@ -246,9 +256,7 @@ class Chain(services.ServiceFixture):
 
         Read from the polling agent's log.
         """
-        with open(self.agents.log_path('polling'), errors='replace') as f:
-            f.seek(offset)
-            text = f.read()
+        text = self.polling_log_since(offset)
         waiting = set()
         for what, name in POLLSTER_LOG.findall(text):
             if what == 'Polling':
@@ -263,12 +271,8 @@ class Chain(services.ServiceFixture):
         :returns: ``{(target, delta meter): amount}`` read from its log
             after ``offset``.
         """
-        log = self.agents.log_path('polling')
-
         def done():
-            with open(log, errors='replace') as f:
-                f.seek(offset)
-                text = f.read()
+            text = self.polling_log_since(offset)
             ended = [line for line in text.splitlines()
                      if AGENT_REPAIR_DONE in line and (
                          ' audited from ' in line or ' failed ' in line)]
@@ -559,17 +563,14 @@ class FaultTestCase(testtools.TestCase):
         # there has saved what is then lost (see _Agents).
         seen = []
         for _attempt in range(CRASH_TRIES):
-            log = self.chain.agents.log_path('polling')
-            offset = os.path.getsize(log)
+            offset = self.chain.polling_log_offset()
             rabbit.stop_app()
             time.sleep(2 * POLL + 1)    # a poll starts, its send waits
             waiting = self.chain.waiting_pollsters(offset)
             if waiting & set(QMP_OF_DELTA):
                 break
             seen.append(sorted(waiting))
-            with open(log, errors='replace') as f:
-                f.seek(offset)
-                seen.append(f.read()[-3000:])
+            seen.append(self.chain.polling_log_since(offset)[-3000:])
             rabbit.start_app()
             time.sleep(2 * POLL)
         else:

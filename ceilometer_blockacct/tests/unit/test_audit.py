@@ -332,9 +332,7 @@ class TestRepairs(testtools.TestCase):
         self.assertEqual((7, None), (balance.net, balance.exact))
         self.assertEqual(([], ['no moment without a poll on its way at '
                                'both ends of the range (a disk busy at '
-                               "every poll; with upstream's cumulative "
-                               'meter, read apart from ours, a disk idle '
-                               'across a poll): not repaired']),
+                               'every poll): not repaired']),
                          repair.plan_repairs(balance))
         # Once it idles, it adds up.
         idle = polls(IDLE * 2, start=T0 + 109.9, skew=0.2,
