@@ -152,9 +152,13 @@ class Recovery:
                 self.posted += 1
                 LOG.warning('Repair after restart: posted %(n)d to '
                             '%(meter)s of %(disk)s (lost by the previous '
-                            'agent process between its save and its send)',
+                            'agent process between its save and its send): '
+                            '%(at)s',
                             {'n': r.repaired, 'meter': r.pair.delta,
-                             'disk': r.resource_id})
+                             'disk': r.resource_id,
+                             'at': ', '.join('%d at %s' % (
+                                 p.amount, timeline.iso(p.ts))
+                                 for p in r.repairs)})
 
     def report_left(self, results):
         """Log what the last attempt left (ERROR), and a summary."""

@@ -34,15 +34,18 @@ previous counter value is known.
 
 The repair (:func:`.repair.plan_repairs`) posts, once, what is missing: no
 more than the exact difference and the settled one both say, never a
-surplus, and never in a window where the counter went down (the audit
-cannot tell a new process from a glitch there) or where the disk's refused
-meter of that quantity counted something (the agent refused it on
-purpose).  A repair lands in the window that lost it, at a nanosecond no
-poll uses (samples are stamped to the microsecond and Gnocchi keeps one
-value per timestamp), or -- when Gnocchi's ``back_window`` no longer
-accepts that time -- at the current time, billed late: the next audit sees
-the two as offsetting windows.  Run one repair at a time: two at once can
-both post.
+surplus, and never where the counter went down (the audit cannot tell a
+new process from a glitch there) or where the disk's refused meter of that
+quantity counted something (the agent refused it on purpose).  A repair
+lands inside the span between the two exact moments that lost it (a
+:class:`.balance.Segment`: in its settled window that lost something,
+else where billed trailed most), so every such span adds up afterwards
+and an audit between any two exact moments posts nothing again.  It goes
+at a nanosecond no poll uses (samples are stamped to the microsecond and
+Gnocchi keeps one value per timestamp), or -- when Gnocchi's
+``back_window`` no longer accepts that time -- at the current time,
+billed late: the next audit sees the two as offsetting windows.  Run one
+repair at a time: two at once can both post.
 
 :class:`.auditor.Auditor` does it all for a set of disks.
 """

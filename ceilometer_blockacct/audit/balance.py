@@ -108,6 +108,28 @@ class Window:
 
 
 @dataclasses.dataclass(frozen=True)
+class Segment:
+    """The balance's change between two consecutive exact moments.
+
+    The finest span an amount is known exactly for: a repair of it goes
+    inside it (:func:`.repair.plan_repairs`), so that an audit between
+    any two exact moments adds up afterwards.
+    """
+
+    start: float
+    end: float
+    truth: int
+    billed: int
+    # truth - billed over the segment: > 0 missing.
+    change: int
+    # The bucket where billed trailed the counter most (where a repair
+    # goes): its start.
+    widest: float
+    # The counter went down in it (a new process, or a glitch).
+    reset: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class Balance:
     """One disk's pair over one range (see :func:`walk`)."""
 
@@ -126,6 +148,9 @@ class Balance:
     settled_net: int = 0
     # Exact moments were only those where the disk idled across a poll.
     idle_only: bool = False
+    # Between the exact moments: the :class:`Segment` objects whose
+    # change is not 0, in time order.
+    segments: tuple = ()
 
     @property
     def status(self):
@@ -283,16 +308,35 @@ def walk(buckets, start, end, settle=DEFAULT_SETTLE, idle_only=False):
     high = exact[-1] if exact else None
     settled_net = current - baseline
     changed = max((w.end for w in windows if w.settled), default=begin)
+    segments = ()
     if low is not None and high[0] > low[0] and high[0] >= changed:
         net, moments = high[1] - low[1], (low[0], high[0])
         begin, end = moments
+        segments = _segments(buckets, [m for m in exact
+                                       if begin <= m[0] <= end])
     else:
         # NOTE: no exact moment after the last change: an estimate.
         net, moments = settled_net, None
     in_range = [b for b in buckets if begin <= b.ts < end]
     return Balance(begin, end, sum(b.truth for b in in_range),
                    sum(b.billed for b in in_range), tuple(windows), net,
-                   moments, settled_net, idle_only)
+                   moments, settled_net, idle_only, segments)
+
+
+def _segments(buckets, moments):
+    """:class:`Segment` objects between consecutive exact ``moments``."""
+    out = []
+    for (t0, v0), (t1, v1) in zip(moments, moments[1:]):
+        if v1 == v0:
+            continue
+        inside = [b for b in buckets if t0 <= b.ts < t1]
+        # NOTE: of buckets as wide, the latest (a loss shows where the
+        # cumulative meter heals, after it).
+        widest = max(inside, key=lambda b: (b.truth - b.billed, b.ts))
+        out.append(Segment(t0, t1, sum(b.truth for b in inside),
+                           sum(b.billed for b in inside), v1 - v0,
+                           widest.ts, any(b.reset for b in inside)))
+    return tuple(out)
 
 
 def _window(buckets, start, end, difference, settled):

@@ -24,11 +24,11 @@ AT_NOW = 'now'
 
 @dataclasses.dataclass(frozen=True)
 class Repair:
-    """An amount to post to a delta meter, for one window."""
+    """An amount to post to a delta meter, for one segment of the range."""
 
-    window: balance_mod.Window
+    segment: balance_mod.Segment
     amount: int
-    # Where it goes (epoch seconds, ns): in the window, or later.
+    # Where it goes (epoch seconds, ns): in the segment, or later.
     ts: float
     late: bool = False
 
@@ -37,15 +37,23 @@ def plan_repairs(balance, refused=(), settle=balance_mod.DEFAULT_SETTLE):
     """What to post so that the range adds up, and why not more.
 
     Never more than the exact balance says is missing, nor more than the
-    settled level says (both must agree), nor more than the settled
-    windows between the exact moments add up to.
+    settled level says (both must agree).  Each amount goes inside the
+    :class:`.balance.Segment` (between two consecutive exact moments) that
+    lost it, no more than that segment's change, latest segment first:
+    afterwards every segment adds up, so an audit between any two exact
+    moments finds nothing to post again.  (Placed by the settled windows,
+    a loss could land in another busy stretch whose windows only jittered:
+    the whole range added up, the stretch that lost it did not, and an
+    audit of that stretch posted it again.)
 
     :param balance: :func:`.balance.walk`'s result.
     :param refused: ``[(ts, amount)]`` of the disk's refused meter of the
-        pair's quantity: a window near a refusal is not repaired.
+        pair's quantity: a segment near a refusal is not repaired.
     :returns: ``(repairs, notes)``: :class:`Repair` objects whose ``ts``
-        is still the window's start, latest window first; ``notes`` says
-        why a missing amount is not (all) repaired.
+        is still a time in the segment (the start of a settled window
+        that lost something, else of the bucket where billed trailed
+        most), latest first; ``notes`` says why a missing amount is not
+        (all) repaired.
     """
     notes = []
     if balance.net <= 0 and balance.settled_net <= 0:
@@ -61,27 +69,35 @@ def plan_repairs(balance, refused=(), settle=balance_mod.DEFAULT_SETTLE):
     if budget < balance.net:
         notes.append('%d of it does not show in the settled level yet: '
                      'left for a later run' % (balance.net - max(budget, 0)))
-    low, high = balance.exact
     repairs = []
-    for w in reversed(balance.windows):
+    for seg in reversed(balance.segments):
         if budget <= 0:
             break
-        if not w.settled or w.difference <= 0:
+        if seg.change <= 0:
             continue
-        if not low <= w.start < high:
+        if seg.reset:
+            notes.append('%s: the counter went down in this span (a new '
+                         'process or a glitch): not repaired' % _span(seg))
             continue
-        if w.reset:
-            notes.append('%s: the counter went down in this window (a new '
-                         'process or a glitch): not repaired' % _span(w))
-            continue
-        if any(w.start - settle <= ts < w.end + settle and amount
+        if any(seg.start - settle <= ts < seg.end + settle and amount
                for ts, amount in refused):
             notes.append('%s: the agent refused increases of this disk '
-                         'here: not repaired' % _span(w))
+                         'here: not repaired' % _span(seg))
             continue
-        amount = min(w.difference, budget)
-        repairs.append(Repair(w, amount, w.start))
-        budget -= amount
+        left = min(seg.change, budget)
+        budget -= left
+        # NOTE: inside the segment, in its settled windows that lost
+        # something (latest first), the rest in its widest bucket.
+        for w in reversed(balance.windows):
+            if left <= 0:
+                break
+            if (w.settled and w.difference > 0 and not w.reset
+                    and seg.start <= w.start < seg.end):
+                amount = min(w.difference, left)
+                repairs.append(Repair(seg, amount, w.start))
+                left -= amount
+        if left > 0:
+            repairs.append(Repair(seg, left, seg.widest))
     return repairs, notes
 
 

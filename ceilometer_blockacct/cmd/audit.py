@@ -93,7 +93,7 @@ def load_mapped(path):
 
 
 def rows(results, end):
-    """Table rows: a total per disk and pair, then its windows."""
+    """Table rows: a total per disk and pair, its windows, its repairs."""
     out = []
     for r in results:
         b = r.balance
@@ -112,13 +112,17 @@ def rows(results, end):
         out.append(pair + (timeline.iso(b.start), timeline.iso(b.end), b.truth,
                            b.billed, b.net, r.status, r.repaired,
                            '; '.join(notes)))
-        repaired = {x.window: x.amount for x in r.repairs}
         for w in b.windows:
-            status = balance.REPAIRED if w in repaired else w.status
             note = 'the counter went down here' if w.reset else ''
             out.append(pair + (timeline.iso(w.start), timeline.iso(w.end),
-                               w.truth, w.billed, w.difference, status,
-                               repaired.get(w, 0), note))
+                               w.truth, w.billed, w.difference, w.status,
+                               0, note))
+        for x in r.repairs:
+            s = x.segment
+            out.append(pair + (timeline.iso(s.start), timeline.iso(s.end),
+                               s.truth, s.billed, s.change,
+                               balance.REPAIRED, x.amount,
+                               'posted at %s' % timeline.iso(x.ts)))
     return out
 
 

@@ -234,6 +234,23 @@ class Chain(services.ServiceFixture):
         for part in (self.stack, self.rabbit, self.agents):
             part.check_alive()
 
+    def dump_pairs(self, name, since, **times):
+        """Write the 1 s buckets of the audit's upstream pairs (report)."""
+        if not os.environ.get('BLOCKACCT_FAULT_REPORT'):
+            return
+        out = {'times': times}
+        for t in TARGETS:
+            ids = self.resources[t]['metrics']
+            for cumulative in UPSTREAM:
+                for meter, agg in ((cumulative, 'last'),
+                                   (cumulative + '.delta', 'sum')):
+                    out['%s %s' % (t, meter)] = [
+                        (ts.timestamp(), v) for ts, _g, v in
+                        self.client.metric.get_measures(
+                            ids[meter], aggregation=agg, granularity=1,
+                            start=iso(since), refresh=True)]
+        _write(name, json.dumps(out))
+
     def polling_log_offset(self):
         """Where the polling agent's log ends now (0: no log yet)."""
         log = self.agents.log_path('polling')
@@ -577,6 +594,7 @@ class FaultTestCase(testtools.TestCase):
             self.fail('in %d outages no delta pollster waited to send: %s'
                       % (CRASH_TRIES, seen))
         agents.kill_agent('polling')
+        killed = time.time()
         rabbit.start_app()
         offset = self.chain.restart_polling()
         self.agent_repaired = {}
@@ -587,6 +605,9 @@ class FaultTestCase(testtools.TestCase):
         self.assertNotEqual({}, self.agent_repaired)
         # Again: nothing more is posted, nothing is left.
         billed = self.chain.billed()
+        self.chain.dump_pairs('pairs-before-second-repair.json',
+                              self.started - 600, started=self.started,
+                              killed=killed)
         code, rows, err = self.audit('--start=%s' % iso(self.started - 5),
                                      '--repair')
         _write('audit-second-repair.json', json.dumps(rows, indent=1))

@@ -422,7 +422,7 @@ class TestCommand(testtools.TestCase):
             self.assertRaises(argparse.ArgumentTypeError,
                               cmd_audit.parse_time, bad, now)
 
-    def test_rows_a_total_then_its_windows(self):
+    def test_rows_a_total_its_windows_then_its_repairs(self):
         history = polls(STEADY, start=T0 + 1.5)
         balance = balance_mod.walk(
             gnocchi_buckets(history, drop_deltas={40}), T0 + 4, END,
@@ -430,8 +430,9 @@ class TestCommand(testtools.TestCase):
         pair = pairs.pairs()[0]
         result = auditor.Result('uuid-vda', pair, balance)
         [window] = balance.windows
-        result.repairs.append(repair.Repair(window, 7, END, late=True))
-        total, row = cmd_audit.rows([result], END)
+        [segment] = balance.segments
+        result.repairs.append(repair.Repair(segment, 7, END, late=True))
+        total, row, posted = cmd_audit.rows([result], END)
         self.assertEqual(
             ('uuid-vda', pair.delta, pair.cumulative, timeline.iso(T0 + 4),
              timeline.iso(balance.end), balance.truth, balance.billed, 7,
@@ -440,8 +441,13 @@ class TestCommand(testtools.TestCase):
         self.assertIn('billed late', total[10])
         self.assertEqual(('uuid-vda', pair.delta, pair.cumulative,
                           timeline.iso(window.start), timeline.iso(window.end),
-                          window.truth, window.billed, 7, 'repaired', 7, ''),
+                          window.truth, window.billed, 7, 'missing', 0, ''),
                          row)
+        self.assertEqual(('uuid-vda', pair.delta, pair.cumulative,
+                          timeline.iso(segment.start),
+                          timeline.iso(segment.end), segment.truth,
+                          segment.billed, 7, 'repaired', 7,
+                          'posted at %s' % timeline.iso(END)), posted)
         self.assertEqual(0, result.left)
         unaudited = auditor.Result('uuid-vdb', pair, notes=['no last'])
         self.assertEqual(
@@ -502,3 +508,58 @@ class TestReadApart(testtools.TestCase):
         self.assertIsNotNone(balance.exact)
         self.assertEqual([lost], [r.amount for r in
                                   repair.plan_repairs(balance)[0]])
+
+    def test_a_repair_stays_in_the_stretch_that_lost_it(self):
+        # Two busy stretches with an idle one between them (the fault
+        # runs: a fault, the guest paused, the next fault).  Upstream's
+        # reading jitters around ours, so both stretches have windows;
+        # the second loses a poll.  The agent's repair audits from before
+        # the first: its amount must land in the second stretch, or an
+        # audit of the second stretch alone posts it again (billed twice;
+        # seen in the fault run).
+        history = rounds_read_apart([(T0 + 100, T0 + 160),
+                                     (T0 + 200, T0 + 260)], LAGS)
+        lost = next(k for k, p in enumerate(history) if p[0] > T0 + 230)
+        buckets = gnocchi_buckets(history, drop_deltas={lost})
+        agent = balance_mod.walk(buckets, T0 + 30, T0 + 398, settle=10,
+                                 idle_only=True)
+        repairs, notes = repair.plan_repairs(agent)
+        self.assertEqual(([], history[lost][3]),
+                         (notes, sum(r.amount for r in repairs)))
+        self.assertEqual([], [r.ts for r in repairs if r.ts < T0 + 200])
+        posted = [(r.ts + 0.5, r.amount) for r in repairs]
+        for start in (T0 + 30, T0 + 180):
+            again = balance_mod.walk(
+                gnocchi_buckets(history, drop_deltas={lost}, extra=posted),
+                start, T0 + 398, settle=10, idle_only=True)
+            self.assertEqual((0, []), (again.net, repair.plan_repairs(
+                again)[0]))
+
+
+# Upstream's reading, seconds after (> 0) or before ours, poll after poll.
+LAGS = [-0.33, 0.55, -0.45, 0.25, -0.5, -0.3, 0.6, -0.35, 0.17, -0.05,
+        -0.06, -0.01, -0.37, 0.4, -0.49, -0.32, -0.58, -0.28, -0.11, 0.48,
+        -0.15, -0.46, -0.29, 0.59, -0.52, 0.14, -0.15, 0.19, -0.19, 0.23,
+        0.0, 0.18, 0.48, 0.1, -0.43, -0.52, 0.54, -0.01, -0.37, 0.54, 0.09,
+        0.27, 0.46, -0.26, -0.17, 0.45, -0.44, 0.32, -0.48, 0.23]
+
+
+def rounds_read_apart(busy, lags, interval=2.0, per_round=8):
+    """Polls of a disk doing a round of I/O each whole second while busy.
+
+    Our delta is stamped 50 ms after our reading; the cumulative meter is
+    upstream's reading, ``lags[k]`` s from ours.
+    """
+    def counter(x):
+        return 1000 + per_round * sum(
+            max(0, min(math.floor(x), b) - a) for a, b in busy if x > a)
+    out, t, ours, k = [], T0 + 1.3, None, 0
+    while t < T0 + 398:
+        now = counter(t)
+        delta = 0 if ours is None else now - ours
+        ours = now
+        lag = lags[k % len(lags)]
+        out.append((t + lag, counter(t + lag), t + 0.05, delta))
+        t += interval
+        k += 1
+    return out

@@ -39,7 +39,7 @@ def result(net, repaired=0, status=None):
         balance_mod.MISSING if net > 0 else balance_mod.OK), windows=[])
     r = auditor_mod.Result('i-1-vda', PAIR, balance)
     if repaired:
-        r.repairs.append(mock.Mock(amount=repaired))
+        r.repairs.append(mock.Mock(amount=repaired, ts=1000.5))
     return r
 
 
