@@ -23,9 +23,10 @@ baselines of), from a little before its previous process last saved
 them: it waits ``repair_delay`` seconds (its first polls heal the
 cumulative meters, and a difference must have held for the audit's
 settle time), audits, posts what is missing, and tries again while a
-difference is still moving or has no exact end yet (a disk busy at every
-poll).  Whatever it cannot place it logs as an
-ERROR with the amount.  Nothing here ever stops polling.
+difference is still moving, has no exact end yet (a disk busy at every
+poll) or does not show in full in the settled level yet.  Whatever it
+cannot place it logs as an ERROR with the amount.  Nothing here ever
+stops polling.
 """
 
 import os
@@ -189,11 +190,14 @@ class Recovery:
 def waiting(result):
     """Whether a later attempt may place what ``result`` misses.
 
-    A difference still moving, or one whose range has no moment without
-    a poll on its way at an end yet (a disk busy at every poll until now):
-    the next attempt audits up to a later time.
+    A difference still moving, one whose range has no moment without a
+    poll on its way at an end yet (a disk busy at every poll until now),
+    or one the settled level does not show in full yet (it follows the
+    balance ``settle`` seconds late): the next attempt audits up to a
+    later time.
     """
     if result.status == balance.UNSETTLED:
         return True
-    return result.left > 0 and result.balance is not None and (
-        result.balance.exact is None)
+    b = result.balance
+    return result.left > 0 and b is not None and (
+        b.exact is None or b.settled_net < b.net)
