@@ -284,10 +284,14 @@ def walk(buckets, start, end, settle=DEFAULT_SETTLE, idle_only=False):
         t = lv.until(k)
         if t <= around[1]:
             continue
-        value = lv.mode(t - lv.span(k, settle), t, keep=current)
+        lo = t - lv.span(k, settle)
+        value = lv.mode(lo, t, keep=current)
         if value == current:
             continue
-        j = next(i for i in range(since, k + 1) if segs[i][1] == value)
+        # NOTE: where the level took the value it holds over [lo, t): a
+        # jittering balance had that value long before too (read apart).
+        at_value = [i for i in range(since, k + 1) if segs[i][1] == value]
+        j = next((i for i in at_value if lv.until(i) > lo), at_value[0])
         left = next((i + 1 for i in range(j - 1, since - 1, -1)
                      if segs[i][1] == current), j)
         windows.append(_window(buckets, segs[left][0],
