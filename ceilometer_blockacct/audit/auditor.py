@@ -163,13 +163,9 @@ class Auditor:
         oldest = repair_mod.earliest_accepted(policy,
                                               now_ns / timeline.NS_PER_S)
         finest = timeline.granularities(policy)[0][0]
-        for i, r in enumerate(repairs):
-            late = repair_at == repair_mod.AT_NOW or r.ts < oldest
-            if late:
-                # NOTE: one nanosecond each, none on a microsecond.
-                ns = now_ns // 1000 * 1000 + 1 + i
-            else:
-                ns = repair_mod.stamp(r.ts, finest, now_ns)
+        times = repair_mod.timestamps(repairs, oldest, finest, repair_at,
+                                      now_ns)
+        for r, (ns, late) in zip(repairs, times):
             self.client.metric.add_measures(
                 metric, [{'timestamp': timeline.iso_ns(ns),
                           'value': r.amount}])

@@ -114,6 +114,28 @@ def earliest_accepted(policy, now):
         coarsest)
 
 
+def timestamps(repairs, oldest, granularity, repair_at, now_ns):
+    """Where each repair is posted: ``[(ns, late)]``, all distinct.
+
+    In its bucket (:func:`stamp`) unless ``repair_at`` is
+    :data:`AT_NOW` or Gnocchi no longer accepts that time (``oldest``):
+    then at the current time, billed late.  Gnocchi keeps one value per
+    timestamp, so two repairs of one bucket, or of one run, never share
+    one.
+    """
+    out = []
+    for i, r in enumerate(repairs):
+        late = repair_at == AT_NOW or r.ts < oldest
+        if late:
+            # NOTE: one nanosecond each, none on a microsecond.
+            ns = now_ns // 1000 * 1000 + 1 + i
+        else:
+            # NOTE: 2 ns apart: stamp() moves one off a microsecond by 1.
+            ns = stamp(r.ts, granularity, now_ns + 2 * i)
+        out.append((ns, late))
+    return out
+
+
 def stamp(ts, granularity, now_ns):
     """A timestamp in ``ts``'s bucket that no poll can have used.
 

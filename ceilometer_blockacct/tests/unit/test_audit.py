@@ -405,6 +405,26 @@ class TestGnocchiTime(testtools.TestCase):
         self.assertEqual('2027-01-15T08:00:00.000000001+00:00',
                          timeline.iso_ns(int(T0) * 10 ** 9 + 1))
 
+    def test_repairs_of_one_bucket_never_share_a_timestamp(self):
+        # Gnocchi keeps one value per timestamp: the second would replace
+        # the first (posted, but not billed).
+        repairs = [repair.Repair(None, 7, T0 + 0.2),
+                   repair.Repair(None, 5, T0 + 0.7),
+                   repair.Repair(None, 3, T0 - 7200)]
+        for now_ns in (1_800_003_600 * 10 ** 9, 1_800_003_600 * 10 ** 9 - 2,
+                       1_800_003_600 * 10 ** 9 + 999):
+            times = repair.timestamps(repairs, T0 - 3600, 1.0,
+                                      repair.AT_WINDOW, now_ns)
+            self.assertEqual([False, False, True], [t[1] for t in times])
+            self.assertEqual(3, len({t[0] for t in times}))
+            self.assertEqual([int(T0), int(T0)],
+                             [t[0] // 10 ** 9 for t in times[:2]])
+            self.assertEqual([], [t for t, _l in times if t % 1000 == 0])
+        now = repair.timestamps(repairs, T0 - 3600, 1.0, repair.AT_NOW,
+                                1_800_003_600 * 10 ** 9)
+        self.assertEqual([True] * 3, [t[1] for t in now])
+        self.assertEqual(3, len({t[0] for t in now}))
+
 
 class TestCommand(testtools.TestCase):
     """The command's pure parts: times and rows."""
