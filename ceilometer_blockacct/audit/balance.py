@@ -321,9 +321,8 @@ def walk(buckets, start, end, settle=DEFAULT_SETTLE, idle_only=False):
     else:
         # NOTE: no exact moment after the last change: an estimate.
         net, moments = settled_net, None
-    in_range = [b for b in buckets if begin <= b.ts < end]
-    return Balance(begin, end, sum(b.truth for b in in_range),
-                   sum(b.billed for b in in_range), tuple(windows), net,
+    truth, billed, _reset = _span(buckets, begin, end)[1:]
+    return Balance(begin, end, truth, billed, tuple(windows), net,
                    moments, settled_net, idle_only, segments)
 
 
@@ -333,18 +332,22 @@ def _segments(buckets, moments):
     for (t0, v0), (t1, v1) in zip(moments, moments[1:]):
         if v1 == v0:
             continue
-        inside = [b for b in buckets if t0 <= b.ts < t1]
+        inside, truth, billed, reset = _span(buckets, t0, t1)
         # NOTE: of buckets as wide, the latest (a loss shows where the
         # cumulative meter heals, after it).
         widest = max(inside, key=lambda b: (b.truth - b.billed, b.ts))
-        out.append(Segment(t0, t1, sum(b.truth for b in inside),
-                           sum(b.billed for b in inside), v1 - v0,
-                           widest.ts, any(b.reset for b in inside)))
+        out.append(Segment(t0, t1, truth, billed, v1 - v0, widest.ts,
+                           reset))
     return tuple(out)
 
 
-def _window(buckets, start, end, difference, settled):
+def _span(buckets, start, end):
+    """``(buckets, truth, billed, reset)`` of ``[start, end)``."""
     inside = [b for b in buckets if start <= b.ts < end]
-    return Window(start, end, sum(b.truth for b in inside),
-                  sum(b.billed for b in inside), difference, settled,
-                  any(b.reset for b in inside))
+    return (inside, sum(b.truth for b in inside),
+            sum(b.billed for b in inside), any(b.reset for b in inside))
+
+
+def _window(buckets, start, end, difference, settled):
+    _inside, truth, billed, reset = _span(buckets, start, end)
+    return Window(start, end, truth, billed, difference, settled, reset)
